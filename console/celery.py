@@ -1,0 +1,36 @@
+"""The Celery app. Settings come from Django settings under the CELERY_ prefix."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from celery import Celery
+from celery.signals import beat_init, celeryd_after_setup
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+
+app = Celery("console")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+logger = logging.getLogger(__name__)
+
+
+def broker_description() -> str:
+    """Which broker is in use, in words, for the startup log."""
+    from django.conf import settings
+
+    if settings.REDIS_URL:
+        return f"Redis broker at {app.connection().as_uri()}"
+    return f"embedded filesystem broker under {settings.BROKER_DIR} (single machine; set REDIS_URL for Redis)"
+
+
+@celeryd_after_setup.connect
+def _log_worker_broker(sender=None, **kwargs) -> None:
+    logger.warning("Celery worker using %s", broker_description())
+
+
+@beat_init.connect
+def _log_beat_broker(sender=None, **kwargs) -> None:
+    logger.warning("Celery beat using %s", broker_description())

@@ -1,0 +1,146 @@
+"""Shared test fixtures.
+
+Real parts where users have real parts: a Celery worker in a thread against
+Redis (REDIS_URL) or the in-memory broker, the database from DATABASE_URL, and
+headless Chromium for the screens. Under CI a test marked ``redis``,
+``postgres`` or ``browser`` that cannot get its real part fails instead of
+skipping, so a green CI run really exercised them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from urllib.parse import urlparse
+
+import pytest
+from django.conf import settings
+
+# Playwright's sync API keeps an event loop in the main thread; Django would
+# refuse ORM calls made from the test body while a page is open.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+IN_CI = bool(os.environ.get("CI"))
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+
+def _unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{reason} (CI is set, so this fails instead of skipping)", pytrace=False)
+    pytest.skip(reason)
+
+
+def _redis_reachable(url: str) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("redis"):
+        if not settings.REDIS_URL:
+            _unavailable("needs Redis: set REDIS_URL")
+        elif not _redis_reachable(settings.REDIS_URL):
+            _unavailable(f"needs Redis, but {settings.REDIS_URL} does not answer")
+    is_postgres = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    if item.get_closest_marker("postgres") and not is_postgres:
+        _unavailable("needs PostgreSQL: set DATABASE_URL=postgres://...")
+    if item.get_closest_marker("browser") and not os.path.exists(CHROMIUM):
+        _unavailable(f"needs Debian's chromium at {CHROMIUM} (bin/test installs it when it can)")
+
+
+@pytest.fixture(scope="session")
+def celery_app_for_tests():
+    """The project's Celery app, on the in-memory broker when there is no Redis."""
+    from console.celery import app
+
+    if not settings.REDIS_URL:
+        app.conf.broker_url = "memory://"
+        app.conf.broker_transport_options = {}
+    return app
+
+
+@pytest.fixture
+def celery_worker(celery_app_for_tests, transactional_db):
+    """A real Celery worker running in a thread, consuming from the real broker."""
+    from celery.contrib.testing.worker import start_worker
+
+    with start_worker(celery_app_for_tests, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
+        yield worker
+
+
+@pytest.fixture
+def staff_user(django_user_model):
+    return django_user_model.objects.create_user("operator", password="correct-horse-battery", is_staff=True)
+
+
+@pytest.fixture
+def admin_user_obj(django_user_model):
+    return django_user_model.objects.create_superuser("root", password="correct-horse-battery")
+
+
+@pytest.fixture
+def staff_client(client, staff_user):
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.fixture
+def superuser_client(client, admin_user_obj):
+    client.force_login(admin_user_obj)
+    return client
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian Chromium driven by Playwright (no browser download)."""
+    if not os.path.exists(CHROMIUM):
+        _unavailable(f"needs Debian's chromium at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser, tmp_path):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+@pytest.fixture
+def logged_in_page(page, live_server, admin_user_obj):
+    """A browser page logged in as a superuser through the real login form."""
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", "correct-horse-battery")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+    return page
+
+
+def pytest_report_header(config):
+    db = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    broker = "redis" if settings.REDIS_URL else "in-memory"
+    chromium = "yes" if shutil.which("chromium") or os.path.exists(CHROMIUM) else "no"
+    return f"console: database={db} broker={broker} chromium={chromium} CI={'yes' if IN_CI else 'no'}"

@@ -1,0 +1,117 @@
+"""Configuration from the environment: good values work, bad ones stop startup."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from console import env
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_manage(*args: str, **overrides: str) -> subprocess.CompletedProcess:
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "REDIS_URL", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    }
+    environment.update(overrides)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_env_int_names_the_variable_on_a_non_integer(monkeypatch):
+    monkeypatch.setenv("NOTIFY_MAX_ATTEMPTS", "five")
+    with pytest.raises(ImproperlyConfigured, match="NOTIFY_MAX_ATTEMPTS must be a whole number"):
+        env.env_int("NOTIFY_MAX_ATTEMPTS", 5)
+
+
+def test_env_int_enforces_bounds(monkeypatch):
+    monkeypatch.setenv("NOTIFY_MAX_ATTEMPTS", "0")
+    with pytest.raises(ImproperlyConfigured, match="at least 1"):
+        env.env_int("NOTIFY_MAX_ATTEMPTS", 5, minimum=1)
+
+
+def test_env_bool_rejects_garbage(monkeypatch):
+    monkeypatch.setenv("DEBUG", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="DEBUG must be a boolean"):
+        env.env_bool("DEBUG", True)
+
+
+@pytest.mark.parametrize("url", ["mysql://u@h/db", "not a url at all", "postgres://127.0.0.1:5432/"])
+def test_env_database_rejects_unsupported_or_unparsable_urls(monkeypatch, url, tmp_path):
+    monkeypatch.setenv("DATABASE_URL", url)
+    with pytest.raises(ImproperlyConfigured, match="DATABASE_URL"):
+        env.env_database("DATABASE_URL", tmp_path / "x.sqlite3")
+
+
+def test_env_database_reads_postgres(monkeypatch, tmp_path):
+    monkeypatch.setenv("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+    config = env.env_database("DATABASE_URL", tmp_path / "x.sqlite3")
+    assert config["ENGINE"] == "django.db.backends.postgresql"
+    assert config["NAME"] == "test"
+
+
+def test_env_database_defaults_to_sqlite_under_var(monkeypatch, tmp_path):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    config = env.env_database("DATABASE_URL", tmp_path / "x.sqlite3")
+    assert config["ENGINE"] == "django.db.backends.sqlite3"
+    assert config["NAME"] == str(tmp_path / "x.sqlite3")
+
+
+def test_env_redis_url_rejects_other_schemes(monkeypatch):
+    monkeypatch.setenv("REDIS_URL", "http://127.0.0.1:6379")
+    with pytest.raises(ImproperlyConfigured, match="REDIS_URL"):
+        env.env_redis_url("REDIS_URL")
+
+
+def test_env_time_zone_rejects_unknown_zone(monkeypatch):
+    monkeypatch.setenv("TIME_ZONE", "Mars/Olympus")
+    with pytest.raises(ImproperlyConfigured, match="TIME_ZONE"):
+        env.env_time_zone("TIME_ZONE", "UTC")
+
+
+def test_secret_key_is_required_without_debug(monkeypatch, tmp_path):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    with pytest.raises(ImproperlyConfigured, match="SECRET_KEY must be set"):
+        env.secret_key("SECRET_KEY", debug=False, key_file=tmp_path / "key")
+
+
+def test_secret_key_is_generated_once_for_local_runs(monkeypatch, tmp_path):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    first = env.secret_key("SECRET_KEY", debug=True, key_file=tmp_path / "key")
+    second = env.secret_key("SECRET_KEY", debug=True, key_file=tmp_path / "key")
+    assert first == second and len(first) >= 50
+    assert (tmp_path / "key").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("DATABASE_URL", "nonsense://what"), ("NOTIFY_MAX_ATTEMPTS", "lots"), ("NOTIFY_RETRY_INTERVAL_SECONDS", "-5")],
+)
+def test_bad_configuration_stops_startup_naming_the_variable(variable, value):
+    result = run_manage("check", **{variable: value})
+    assert result.returncode != 0
+    assert variable in result.stderr
+
+
+def test_check_deploy_is_clean_with_production_like_values(tmp_path):
+    result = run_manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        DEBUG="0",
+        SECRET_KEY="x" * 20 + "-production-like-secret-key-with-enough-entropy-4f9a",
+        ALLOWED_HOSTS="console.example.com",
+        CONSOLE_VAR_DIR=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout

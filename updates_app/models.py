@@ -1,0 +1,184 @@
+"""Components, the Automatic Update settings, update runs and deliveries."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+
+class Frequency(models.TextChoices):
+    MINUTES = "minutes", "Minute(s)"
+    HOURS = "hours", "Hour(s)"
+    DAILY = "daily", "Daily"
+    WEEKLY = "weekly", "Weekly"
+
+
+class Weekday(models.IntegerChoices):
+    # Python's date.weekday() numbering.
+    MONDAY = 0, "Monday"
+    TUESDAY = 1, "Tuesday"
+    WEDNESDAY = 2, "Wednesday"
+    THURSDAY = 3, "Thursday"
+    FRIDAY = 4, "Friday"
+    SATURDAY = 5, "Saturday"
+    SUNDAY = 6, "Sunday"
+
+
+class AutoUpdateSettings(models.Model):
+    """The server's Automatic Update settings: a single row (pk=1).
+
+    Defaults for a new server: notify clients immediately after a download,
+    let restarting clients update, schedule Daily at 12:00 spread over 2 hours.
+    """
+
+    # Event-triggered update
+    notify_on_download = models.BooleanField(
+        "Initiate component update on clients immediately after the server downloads a new component", default=True
+    )
+    include_roaming_offline = models.BooleanField("Include roaming and offline client(s)", default=False)
+    update_on_restart = models.BooleanField(
+        "Let clients initiate component update when they restart and connect to the server "
+        "(roaming clients are excluded)",
+        default=True,
+    )
+    scan_after_update = models.BooleanField(
+        "Perform Scan Now after updating (excluding roaming clients)", default=False
+    )
+
+    # Schedule-based update
+    frequency = models.CharField(max_length=8, choices=Frequency.choices, default=Frequency.DAILY)
+    interval_minutes = models.PositiveSmallIntegerField(
+        default=30, validators=[MinValueValidator(1), MaxValueValidator(59)]
+    )
+    interval_hours = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(24)]
+    )
+    config_once_per_day = models.BooleanField("Update client configurations only once per day", default=True)
+    # Read in settings.TIME_ZONE (the server's time zone), not UTC.
+    start_time = models.TimeField(default=dt.time(12, 0))
+    period_hours = models.PositiveSmallIntegerField(
+        "Time period (hours)", default=2, validators=[MinValueValidator(1), MaxValueValidator(24)]
+    )
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices, null=True, blank=True)
+
+    # Optimistic concurrency: a save must name the revision it was edited from.
+    revision = models.PositiveIntegerField(default=1)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        verbose_name = "Automatic Update settings"
+        verbose_name_plural = "Automatic Update settings"
+
+    def __str__(self) -> str:
+        return "Automatic Update settings"
+
+    @classmethod
+    def load(cls) -> AutoUpdateSettings:
+        obj, _ = cls.objects.get_or_create(pk=1)
+        return obj
+
+
+class ComponentKind(models.TextChoices):
+    PATTERN = "pattern", "Pattern file"
+    ENGINE = "engine", "Scan engine"
+
+
+class Component(models.Model):
+    """A security component the server distributes (Virus Pattern, Virus Scan Engine, ...)."""
+
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=8, choices=ComponentKind.choices, default=ComponentKind.PATTERN)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ComponentVersion(models.Model):
+    """One downloaded version of a component, its payload on disk."""
+
+    component = models.ForeignKey(Component, on_delete=models.CASCADE, related_name="versions")
+    # Monotonic per component; the display form (e.g. "18.523.00") is derived.
+    number = models.PositiveIntegerField()
+    file_path = models.CharField(max_length=500, blank=True)
+    size = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64)
+    released_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["component", "-number"]
+        constraints = [models.UniqueConstraint(fields=["component", "number"], name="component_version_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.component} {self.number}"
+
+
+class RunTrigger(models.TextChoices):
+    EVENT = "event", "Event-triggered"
+    SCHEDULE = "schedule", "Scheduled"
+    MANUAL = "manual", "Manual"
+
+
+class UpdateRun(models.Model):
+    """One request to a set of clients to update (and maybe scan)."""
+
+    trigger = models.CharField(max_length=8, choices=RunTrigger.choices)
+    scan_after = models.BooleanField(default=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # The component version that caused an event-triggered run.
+    component_version = models.ForeignKey(ComponentVersion, null=True, blank=True, on_delete=models.SET_NULL)
+    # Scheduled runs: one per window, so several beats cannot open it twice.
+    window_key = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    window_start = models.DateTimeField(null=True, blank=True)
+    window_end = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_trigger_display()} run #{self.pk}"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending"
+    DELIVERED = "delivered", "Delivered"
+    RETRYING = "retrying", "Retrying"
+    GAVE_UP = "gave_up", "Gave up"
+    SUPERSEDED = "superseded", "Superseded"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Delivery(models.Model):
+    """One notification of one client in one run; the database is its source of truth."""
+
+    run = models.ForeignKey(UpdateRun, on_delete=models.CASCADE, related_name="deliveries")
+    client = models.ForeignKey("agents_app.Client", on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(db_index=True)
+    # While status is "sending": the claim expires at this time, after which
+    # another worker may take the row over (its attempt already counted).
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    # The client reported it updated in answer to this notification.
+    updated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "client"], name="delivery_unique_run_client")]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="delivery_due_idx")]
+        verbose_name_plural = "deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.run} -> {self.client_id}: {self.status}"
