@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.core.paginator import Paginator
 from django.db.models import Count
 from django.shortcuts import render
@@ -22,6 +24,19 @@ def home(request):
 
 
 def audit_log(request):
+    """Every audited change, newest first, 50 a page, optionally only one kind of action."""
+    actions = list(AuditEntry.objects.order_by("action").values_list("action", flat=True).distinct())
+    action = request.GET.get("action", "")
     entries = AuditEntry.objects.select_related("actor")
+    if action:
+        entries = entries.filter(action=action)
     page = Paginator(entries, 50).get_page(request.GET.get("page"))
-    return render(request, "console/audit_log.html", {"page": page, "nav": "audit", "breadcrumb": ["Audit log"]})
+    context = {
+        "page": page,
+        "actions": actions,
+        "action": action,
+        "query_string": urlencode({"action": action}) if action else "",
+        "nav": "audit",
+        "breadcrumb": ["Audit log"],
+    }
+    return render(request, "console/audit_log.html", context)

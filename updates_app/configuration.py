@@ -4,60 +4,182 @@ Every console change that clients must apply (the Automatic Update settings,
 the privileges dialog) changes this document; its content hash is the client's
 configuration version, so "is there a newer configuration?" is a comparison of
 hashes and a save that changes nothing produces no new version.
+
+The document (schema 1)::
+
+    {
+      "schema": 1,
+      "schedule": {                      # only what applies to the frequency
+        "frequency": "minutes" | "hours" | "daily" | "weekly",
+        "interval_minutes": 1..59,       # minutes
+        "interval_hours": 1..24,         # hours
+        "config_once_per_day": bool,     # minutes, hours: components every interval, configuration once a day
+        "start_time": "HH:MM",           # daily, weekly: wall-clock time in "time_zone"
+        "time_zone": "Europe/Berlin",    # daily, weekly: the server's TIME_ZONE
+        "period_hours": 1..24,           # daily, weekly
+        "weekday": 0..6                  # weekly: 0 = Monday
+      },
+      "event_triggered": {
+        "notify_on_download": bool,      # the server notifies right after a download
+        "include_roaming_offline": bool,
+        "scan_after_update": bool        # roaming clients excluded
+      },
+      "update_on_restart": bool,         # update when restarting and connecting (not while roaming)
+      "privileges": {"roaming": bool, "update_now": bool, "scheduled_update": bool},
+      "update_settings": {"download_from_activeupdate": bool, "scheduled_update": bool, "components_only": bool},
+      "scheduled_update": {"enabled": bool, "user_may_disable": bool}
+    }
+
+The last part is the client's effective scheduled-update state as configured
+(agents_app/scheduled_state.py); the client user's own on/off choice is
+reported by the agent, not configured, so it is left out and flipping it does
+not make a new version.
+
+The document depends on the shared settings and on a client's six dialog
+settings only, so ``ConfigurationBuilder`` computes the shared part once and
+each distinct combination of client settings (at most 64) once: building the
+versions of a whole fleet costs a few dozen hashes, not one per client.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from typing import Any
 
-from agents_app.models import Client
+from django.conf import settings
+
+from agents_app.models import Client, ClientSettings
 from updates_app.models import AutoUpdateSettings, Frequency
 
 CONFIG_SCHEMA_VERSION = 1
 
+# The columns the document reads from a client: enough for .only()/.values().
+CLIENT_CONFIGURATION_FIELDS = ClientSettings.SETTING_FIELDS
+
 
 def schedule_document(auto: AutoUpdateSettings) -> dict[str, Any]:
-    """The schedule part, identical for every client."""
+    """The schedule part, identical for every client: only the fields that apply."""
     schedule: dict[str, Any] = {"frequency": auto.frequency}
     if auto.frequency == Frequency.MINUTES:
         schedule.update(interval_minutes=auto.interval_minutes, config_once_per_day=auto.config_once_per_day)
     elif auto.frequency == Frequency.HOURS:
         schedule.update(interval_hours=auto.interval_hours, config_once_per_day=auto.config_once_per_day)
     else:
-        schedule.update(start_time=auto.start_time.strftime("%H:%M"), period_hours=auto.period_hours)
+        schedule.update(
+            start_time=auto.start_time.strftime("%H:%M"),
+            time_zone=settings.TIME_ZONE,
+            period_hours=auto.period_hours,
+        )
         if auto.frequency == Frequency.WEEKLY:
             schedule["weekday"] = auto.weekday
     return schedule
 
 
-def client_configuration(client: Client, auto: AutoUpdateSettings | None = None) -> dict[str, Any]:
-    """The whole document for one client (without its version)."""
-    auto = auto or AutoUpdateSettings.load()
+def shared_document(auto: AutoUpdateSettings) -> dict[str, Any]:
+    """The part of the document that is the same for every client."""
     return {
         "schema": CONFIG_SCHEMA_VERSION,
         "schedule": schedule_document(auto),
+        "event_triggered": {
+            "notify_on_download": auto.notify_on_download,
+            "include_roaming_offline": auto.include_roaming_offline,
+            "scan_after_update": auto.scan_after_update,
+        },
         "update_on_restart": auto.update_on_restart,
+    }
+
+
+def client_document(values: dict[str, bool]) -> dict[str, Any]:
+    """The per-client part, from the six dialog settings (CLIENT_CONFIGURATION_FIELDS)."""
+    privilege = values["scheduled_update_privilege"]
+    return {
         "privileges": {
-            "roaming": client.roaming_privilege,
-            "update_now": client.update_now_privilege,
-            "scheduled_update": client.scheduled_update_privilege,
+            "roaming": values["roaming_privilege"],
+            "update_now": values["update_now_privilege"],
+            "scheduled_update": privilege,
         },
         "update_settings": {
-            "download_from_activeupdate": client.download_from_activeupdate,
-            "scheduled_update": client.scheduled_update_setting,
-            "components_only": client.components_only,
+            "download_from_activeupdate": values["download_from_activeupdate"],
+            "scheduled_update": values["scheduled_update_setting"],
+            "components_only": values["components_only"],
         },
-        # The client user's own choice is reported by the agent, not configured:
-        # it is left out so that flipping it does not make a new version.
         "scheduled_update": {
-            "enabled": client.scheduled_update_privilege,
-            "user_may_disable": client.scheduled_update_privilege and client.scheduled_update_setting,
+            "enabled": privilege,
+            "user_may_disable": privilege and values["scheduled_update_setting"],
         },
     }
 
 
+def client_configuration(client: Client, auto: AutoUpdateSettings | None = None) -> dict[str, Any]:
+    """The whole document for one client (without its version)."""
+    auto = auto or AutoUpdateSettings.load()
+    return {**shared_document(auto), **client_document(client.settings_dict())}
+
+
 def configuration_hash(document: dict[str, Any]) -> str:
+    """The configuration version: SHA-256 of the canonical JSON of the document."""
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(canonical).hexdigest()
+
+
+class ConfigurationBuilder:
+    """Documents and versions for many clients, reading the settings once.
+
+    Build one per request or task: it caches by the settings it read at
+    creation, so it must not outlive a change of the Automatic Update settings.
+    """
+
+    def __init__(self, auto: AutoUpdateSettings | None = None) -> None:
+        self._shared = shared_document(auto or AutoUpdateSettings.load())
+        self._cache: dict[tuple[bool, ...], tuple[dict[str, Any], str]] = {}
+
+    def for_values(self, values: dict[str, bool]) -> tuple[dict[str, Any], str]:
+        key = tuple(bool(values[name]) for name in CLIENT_CONFIGURATION_FIELDS)
+        cached = self._cache.get(key)
+        if cached is None:
+            document = {**self._shared, **client_document(dict(zip(CLIENT_CONFIGURATION_FIELDS, key, strict=True)))}
+            cached = (document, configuration_hash(document))
+            self._cache[key] = cached
+        # A copy each time: callers may add to their document without touching the cache.
+        return json.loads(json.dumps(cached[0])), cached[1]
+
+    def for_client(self, client: Client) -> tuple[dict[str, Any], str]:
+        """(document, version) for one client."""
+        return self.for_values(client.settings_dict())
+
+    def version_for(self, client: Client) -> str:
+        return self.for_client(client)[1]
+
+    def versions(self, clients: Iterable[Client] | None = None) -> dict[int, str]:
+        """{client id: version}; by default for every client, in one query over the needed columns."""
+        if clients is None:
+            rows = Client.objects.values("pk", *CLIENT_CONFIGURATION_FIELDS).iterator(chunk_size=2000)
+            return {row["pk"]: self.version_of_values(row) for row in rows}
+        return {client.pk: self.version_of_values(client.settings_dict()) for client in clients}
+
+    def version_of_values(self, values: dict[str, bool]) -> str:
+        """The version for one set of the six dialog settings (a row of .values())."""
+        key = tuple(bool(values[name]) for name in CLIENT_CONFIGURATION_FIELDS)
+        cached = self._cache.get(key)
+        return cached[1] if cached is not None else self.for_values(values)[1]
+
+
+def client_configuration_and_version(
+    client: Client, *, auto: AutoUpdateSettings | None = None
+) -> tuple[dict[str, Any], str]:
+    """What the agent API serves: the client's document and its version (content hash)."""
+    return ConfigurationBuilder(auto).for_client(client)
+
+
+def configuration_versions(clients: Iterable[Client] | None = None) -> dict[int, str]:
+    """{client id: current configuration version} for the given clients (default: all)."""
+    return ConfigurationBuilder().versions(clients)
+
+
+def clients_with_new_configuration() -> list[int]:
+    """Ids of clients whose applied version (``Client.config_version``) differs from the current one."""
+    builder = ConfigurationBuilder()
+    rows = Client.objects.values("pk", "config_version", *CLIENT_CONFIGURATION_FIELDS).iterator(chunk_size=2000)
+    return [row["pk"] for row in rows if row["config_version"] != builder.version_of_values(row)]

@@ -30,39 +30,102 @@ class Weekday(models.IntegerChoices):
 class AutoUpdateSettings(models.Model):
     """The server's Automatic Update settings: a single row (pk=1).
 
-    Defaults for a new server: notify clients immediately after a download,
-    let restarting clients update, schedule Daily at 12:00 spread over 2 hours.
+    Defaults for a new server (what ``load()`` creates):
+
+    - event-triggered: notify clients immediately after the server downloads a
+      new component (roaming and offline clients not included), let clients
+      that restart update, no Scan Now after updating;
+    - schedule: Daily at 12:00 (server time zone) spread over 2 hours; the
+      Minute(s)/Hour(s) intervals start at 30 minutes / 1 hour, with
+      configurations fetched only once per day (the seed's recommendation);
+      no weekday until Weekly is chosen.
+
+    Fields that do not apply to the chosen frequency keep their stored value
+    (see updates_app/autoupdate.py); the configuration document clients
+    apply contains only the fields that apply.
     """
 
     # Event-triggered update
     notify_on_download = models.BooleanField(
-        "Initiate component update on clients immediately after the server downloads a new component", default=True
+        "Initiate component update on clients immediately after the server downloads a new component",
+        default=True,
+        help_text=(
+            "The server notifies clients to update as soon as it completes an update. Frequently updated clients "
+            "only need to download incremental patterns, thus reducing the time it takes to complete the update. "
+            "However, updating frequently may adversely affect the server's performance, especially if you have a "
+            "large number of clients updating at the same time."
+        ),
     )
-    include_roaming_offline = models.BooleanField("Include roaming and offline client(s)", default=False)
+    include_roaming_offline = models.BooleanField(
+        "Include roaming and offline client(s)",
+        default=False,
+        help_text="If you have clients on roaming mode and you want these clients to update as well, select this option.",
+    )
     update_on_restart = models.BooleanField(
         "Let clients initiate component update when they restart and connect to the server "
         "(roaming clients are excluded)",
         default=True,
+        help_text=(
+            "A client that missed an update immediately downloads components when it establishes connection with "
+            "the server. A client may miss an update if it is offline or if the computer where it is installed is "
+            "not up and running."
+        ),
     )
     scan_after_update = models.BooleanField(
-        "Perform Scan Now after updating (excluding roaming clients)", default=False
+        "Perform Scan Now after updating (excluding roaming clients)",
+        default=False,
+        help_text=(
+            "The server notifies clients to scan after an event-triggered update. Consider enabling this option if "
+            "a particular update is a response to a security risk that has already spread within the network."
+        ),
     )
 
     # Schedule-based update
-    frequency = models.CharField(max_length=8, choices=Frequency.choices, default=Frequency.DAILY)
+    frequency = models.CharField(
+        "Update frequency",
+        max_length=8,
+        choices=Frequency.choices,
+        default=Frequency.DAILY,
+        help_text="How often clients with the scheduled update privilege perform scheduled update.",
+    )
     interval_minutes = models.PositiveSmallIntegerField(
-        default=30, validators=[MinValueValidator(1), MaxValueValidator(59)]
+        "Every",
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(59)],
+        help_text="1 to 59 minutes.",
     )
     interval_hours = models.PositiveSmallIntegerField(
-        default=1, validators=[MinValueValidator(1), MaxValueValidator(24)]
+        "Every",
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(24)],
+        help_text="1 to 24 hours.",
     )
-    config_once_per_day = models.BooleanField("Update client configurations only once per day", default=True)
-    # Read in settings.TIME_ZONE (the server's time zone), not UTC.
-    start_time = models.TimeField(default=dt.time(12, 0))
+    config_once_per_day = models.BooleanField(
+        "Update client configurations only once per day",
+        default=True,
+        help_text=(
+            "If you do not select this option, the client retrieves both the updated components and any updated "
+            "configuration files available on the server at the interval specified. If you select this option, "
+            "clients update only the components at the interval specified, and the configuration files once per day."
+        ),
+    )
+    # Read in settings.TIME_ZONE (the server's time zone), not UTC: a wall-clock time.
+    start_time = models.TimeField(
+        "Start time",
+        default=dt.time(12, 0),
+        help_text="HH:MM, 24-hour clock, in the server's time zone.",
+    )
     period_hours = models.PositiveSmallIntegerField(
-        "Time period (hours)", default=2, validators=[MinValueValidator(1), MaxValueValidator(24)]
+        "Time period",
+        default=2,
+        validators=[MinValueValidator(1), MaxValueValidator(24)],
+        help_text=(
+            "1 to 24 hours. The server notifies all online clients at random moments from the start time until "
+            "the end of this period, so they do not all connect to the server at once. For example, with a start "
+            "time of 12:00 and a time period of 2 hours, clients are notified from 12:00 until 14:00."
+        ),
     )
-    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices, null=True, blank=True)
+    weekday = models.PositiveSmallIntegerField("Day of the week", choices=Weekday.choices, null=True, blank=True)
 
     # Optimistic concurrency: a save must name the revision it was edited from.
     revision = models.PositiveIntegerField(default=1)
@@ -72,6 +135,32 @@ class AutoUpdateSettings(models.Model):
     class Meta:
         verbose_name = "Automatic Update settings"
         verbose_name_plural = "Automatic Update settings"
+        # The database refuses what the form refuses, whoever writes the row.
+        constraints = [
+            models.CheckConstraint(condition=models.Q(pk=1), name="autoupdate_singleton"),
+            models.CheckConstraint(condition=models.Q(frequency__in=Frequency.values), name="autoupdate_frequency"),
+            models.CheckConstraint(
+                condition=models.Q(interval_minutes__gte=1, interval_minutes__lte=59), name="autoupdate_minutes_range"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(interval_hours__gte=1, interval_hours__lte=24), name="autoupdate_hours_range"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(period_hours__gte=1, period_hours__lte=24), name="autoupdate_period_range"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(weekday__isnull=True) | models.Q(weekday__gte=0, weekday__lte=6),
+                name="autoupdate_weekday_range",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(frequency=Frequency.WEEKLY) | models.Q(weekday__isnull=False),
+                name="autoupdate_weekly_has_weekday",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(notify_on_download=True) | models.Q(include_roaming_offline=False),
+                name="autoupdate_suboption_needs_parent",
+            ),
+        ]
 
     def __str__(self) -> str:
         return "Automatic Update settings"

@@ -2,15 +2,11 @@ from __future__ import annotations
 
 from django.shortcuts import render
 
-# Placeholders until the screens land (issues 4 and 6).
+# Placeholders until the screens land (issue 6). Automatic Update: updates_app/automatic_views.py.
 
 
 def _page(request, title: str, crumbs: list[str]):
     return render(request, "updates_app/placeholder.html", {"title": title, "nav": "updates", "breadcrumb": crumbs})
-
-
-def automatic_update(request):
-    return _page(request, "Automatic Update", ["Updates", "Networked Computers", "Automatic Update"])
 
 
 def manual_update(request):

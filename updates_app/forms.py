@@ -1,0 +1,169 @@
+"""The Automatic Update screen's form.
+
+The browser hides what does not apply to the chosen frequency and disables a
+sub-option while its parent is off, but this form enforces the same rules on
+whatever arrives: unknown fields, a tampered frequency, out-of-range numbers, a
+sub-option without its parent and a Weekly schedule without a day are errors.
+Values of fields that do not apply to the frequency are not validated; the
+service keeps their stored value (see updates_app/autoupdate.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crispy_forms.bootstrap import AppendedText
+from crispy_forms.helper import FormHelper
+from crispy_forms.layout import HTML, Div, Field, Fieldset, Layout, Submit
+from django import forms
+from django.conf import settings
+
+from updates_app.autoupdate import EDITABLE_FIELDS, FREQUENCY_FIELDS, fields_ignored_for
+from updates_app.models import AutoUpdateSettings, Frequency
+
+# Besides the settings themselves, a POST carries only these.
+FORM_CONTROL_FIELDS = frozenset({"csrfmiddlewaretoken", "revision", "save"})
+
+
+def frequencies_showing(name: str) -> str:
+    """The frequencies a field applies to, for the wrapper's data-frequencies attribute."""
+    return " ".join(str(freq) for freq, names in FREQUENCY_FIELDS.items() if name in names)
+
+
+class AutoUpdateSettingsForm(forms.ModelForm):
+    revision = forms.IntegerField(
+        widget=forms.HiddenInput,
+        min_value=1,
+        error_messages={"required": "The form is missing its revision: reload the page and try again."},
+    )
+    start_time = forms.TimeField(
+        label="Start time",
+        input_formats=["%H:%M"],
+        widget=forms.TimeInput(format="%H:%M", attrs={"type": "time", "step": 60}),
+        error_messages={"invalid": "Enter a time as HH:MM, from 00:00 to 23:59."},
+    )
+    interval_minutes = forms.IntegerField(
+        label="Every",
+        min_value=1,
+        max_value=59,
+        error_messages={
+            "min_value": "Enter 1 to 59 minutes.",
+            "max_value": "Enter 1 to 59 minutes.",
+            "invalid": "Enter a whole number of minutes (1 to 59).",
+        },
+    )
+    interval_hours = forms.IntegerField(
+        label="Every",
+        min_value=1,
+        max_value=24,
+        error_messages={
+            "min_value": "Enter 1 to 24 hours.",
+            "max_value": "Enter 1 to 24 hours.",
+            "invalid": "Enter a whole number of hours (1 to 24).",
+        },
+    )
+    period_hours = forms.IntegerField(
+        label="Time period",
+        min_value=1,
+        max_value=24,
+        error_messages={
+            "min_value": "Enter a time period of 1 to 24 hours.",
+            "max_value": "Enter a time period of 1 to 24 hours.",
+            "invalid": "Enter a whole number of hours (1 to 24).",
+        },
+    )
+
+    class Meta:
+        model = AutoUpdateSettings
+        fields = EDITABLE_FIELDS
+        widgets = {"frequency": forms.RadioSelect}
+
+    def __init__(self, *args: Any, read_only: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The model's help texts are the seed's explanations; the explicitly
+        # declared fields above do not pick them up by themselves.
+        for name in ("start_time", "interval_minutes", "interval_hours", "period_hours"):
+            self.fields[name].help_text = AutoUpdateSettings._meta.get_field(name).help_text
+        self.fields["frequency"].choices = Frequency.choices  # no blank choice
+        self.fields["weekday"].choices = [("", "Choose a day"), *self.fields["weekday"].choices[1:]]
+        if not self.is_bound:
+            self.initial["revision"] = self.instance.revision
+        self.read_only = read_only
+        if read_only:
+            for bound_field in self.fields.values():
+                bound_field.disabled = True
+        self.helper = self._helper()
+
+    def _helper(self) -> FormHelper:
+        helper = FormHelper(self)
+        helper.form_tag = False
+        helper.disable_csrf = True  # the template's <form> carries the token
+
+        def applies(name: str, *inner) -> Div:
+            return Div(*(inner or (name,)), css_class="schedule-option", data_frequencies=frequencies_showing(name))
+
+        zone = f"{settings.TIME_ZONE} (server time zone)"
+        helper.layout = Layout(
+            "revision",
+            Fieldset(
+                "Event-triggered Update",
+                Field("notify_on_download"),
+                Div(
+                    Field("include_roaming_offline", data_parent="id_notify_on_download"),
+                    css_class="ms-4",
+                ),
+                Field("update_on_restart"),
+                Field("scan_after_update"),
+                css_class="mb-4",
+            ),
+            Fieldset(
+                "Schedule-based Update",
+                Field("frequency"),
+                applies("interval_minutes", AppendedText("interval_minutes", "minute(s)", css_class="interval-input")),
+                applies("interval_hours", AppendedText("interval_hours", "hour(s)", css_class="interval-input")),
+                applies("config_once_per_day"),
+                applies("weekday"),
+                applies("start_time", AppendedText("start_time", zone, css_class="time-input")),
+                applies("period_hours", AppendedText("period_hours", "hour(s)", css_class="interval-input")),
+                # Issue 7 fills this with the load preview; see the template it includes.
+                HTML('{% include "updates_app/_schedule_preview.html" %}'),
+            ),
+        )
+        if not self.read_only:
+            helper.add_input(Submit("save", "Save"))
+        return helper
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        unknown = sorted(set(self.data) - set(self.fields) - FORM_CONTROL_FIELDS)
+        if unknown:
+            raise forms.ValidationError(
+                "Unknown field(s): %(names)s. Reload the page and try again.",
+                code="unknown_fields",
+                params={"names": ", ".join(unknown)},
+            )
+        frequency = cleaned.get("frequency")
+        if frequency is None:
+            return cleaned  # the frequency already has its error; nothing else can be judged
+        for name in fields_ignored_for(frequency):
+            # Not applicable: not validated, and the stored value is kept.
+            self._errors.pop(name, None)
+            cleaned[name] = getattr(self.instance, name)
+        if frequency == Frequency.WEEKLY and cleaned.get("weekday") is None and "weekday" not in self._errors:
+            self.add_error("weekday", "Choose the day of the week for a Weekly schedule.")
+        if cleaned.get("include_roaming_offline") and not cleaned.get("notify_on_download"):
+            self.add_error(
+                "include_roaming_offline",
+                'Include roaming and offline client(s) needs "Initiate component update on clients immediately '
+                'after the server downloads a new component" to be on.',
+            )
+        return cleaned
+
+    def _post_clean(self) -> None:
+        # The model-level checks (field validators, check constraints) would
+        # re-judge fields kept at their stored value; everything they check
+        # is checked in clean() above, with field errors the screen can show.
+        pass
+
+    def settings_values(self) -> dict[str, Any]:
+        return {name: self.cleaned_data[name] for name in EDITABLE_FIELDS}
