@@ -113,7 +113,7 @@ class AutoUpdateSettings(models.Model):
     start_time = models.TimeField(
         "Start time",
         default=dt.time(12, 0),
-        help_text="HH:MM, 24-hour clock, in the server's time zone.",
+        help_text="HH:MM, in the server's time zone: the schedule starts at this time on the server's clock.",
     )
     period_hours = models.PositiveSmallIntegerField(
         "Time period",
