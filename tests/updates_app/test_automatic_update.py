@@ -437,3 +437,9 @@ def test_the_audit_log_page_costs_a_fixed_number_of_queries(
     )
     with django_assert_max_num_queries(8):
         superuser_client.get(reverse("audit-log"))
+
+
+def test_the_screen_costs_a_fixed_number_of_queries(superuser_client, django_assert_max_num_queries):
+    AutoUpdateSettings.load()
+    with django_assert_max_num_queries(6):
+        assert superuser_client.get(URL).status_code == 200
