@@ -11,7 +11,7 @@ from django.views.decorators.http import require_http_methods
 from agents_app.models import Client
 from updates_app.autoupdate import StaleSettings, autoupdate_settings_save, settings_differences
 from updates_app.forms import AutoUpdateSettingsForm
-from updates_app.models import AutoUpdateSettings
+from updates_app.models import AutoUpdateSettings, Frequency
 
 CHANGE_PERMISSION = "updates_app.change_autoupdatesettings"
 AUTOMATIC_UPDATE_CRUMBS = ["Updates", "Networked Computers", "Automatic Update"]
@@ -51,10 +51,13 @@ def automatic_update(request: HttpRequest) -> HttpResponse:
         return _automatic_update_page(request, fresh, status=409, unsaved=unsaved)
     if result.changed:
         clients = Client.objects.count()
+        saved = result.settings
+        once_a_day = saved.config_once_per_day and saved.frequency in (Frequency.MINUTES, Frequency.HOURS)
+        when = "within a day (configurations are updated only once per day)" if once_a_day else "with their next update"
         messages.success(
             request,
             f"Automatic Update settings saved ({len(result.changes)} change(s)). "
-            f"{clients} client(s) will apply the new configuration with their next update.",
+            f"{clients} client(s) will apply the new configuration {when}.",
         )
     else:
         messages.info(request, "No changes to save.")

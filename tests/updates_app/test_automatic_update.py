@@ -128,6 +128,12 @@ def test_a_good_save_stores_the_values_and_confirms(superuser_client):
     assert auto.revision == 2
     page = superuser_client.get(URL).content.decode()
     assert "Automatic Update settings saved (5 change(s))" in page
+    assert "will apply the new configuration with their next update" in page
+
+
+def test_the_confirmation_says_when_configurations_arrive_once_a_day(superuser_client):
+    response = superuser_client.post(URL, form_data(frequency="minutes"), follow=True)
+    assert "will apply the new configuration within a day" in response.content.decode()
 
 
 def test_minutes_and_hours_intervals_are_saved(superuser_client):
