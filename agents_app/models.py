@@ -151,3 +151,25 @@ class Client(ClientSettings):
             setting=self.scheduled_update_setting,
             user_disabled=self.user_disabled_scheduled_update,
         )
+
+
+class FutureDomainDefaults(ClientSettings):
+    """The settings that domains created later start with (a singleton).
+
+    "Apply to Future Domains Only" in the dialog writes here and nowhere else;
+    "Apply to All Clients" writes here too, so new domains match the fleet.
+    """
+
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "defaults for future domains"
+        verbose_name_plural = "defaults for future domains"
+
+    def __str__(self) -> str:
+        return "Defaults for future domains"
+
+    @classmethod
+    def load(cls) -> FutureDomainDefaults:
+        obj, _ = cls.objects.get_or_create(pk=1)
+        return obj

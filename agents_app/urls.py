@@ -6,4 +6,6 @@ app_name = "agents"
 
 urlpatterns = [
     path("", views.client_management, name="client-management"),
+    path("domains/<int:pk>/children/", views.domain_children, name="domain-children"),
+    path("privileges/", views.privileges, name="privileges"),
 ]

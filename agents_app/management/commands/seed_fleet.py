@@ -1,0 +1,32 @@
+"""manage.py seed_fleet --domains N --clients M: a demo client tree built with bulk inserts."""
+
+from __future__ import annotations
+
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from agents_app.fleet_seed import FleetSeedError, fleet_seed
+
+
+class Command(BaseCommand):
+    help = "Create a demo client tree: N domains (a few sites with departments below) and M clients spread over them."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--domains", type=int, default=20, help="Number of domains (default 20).")
+        parser.add_argument("--clients", type=int, default=200, help="Number of clients (default 200).")
+        parser.add_argument("--top-level", type=int, default=5, help="How many of the domains are top-level sites.")
+        parser.add_argument("--prefix", default="", help="Prefix for names, to add a second fleet beside the first.")
+
+    def handle(self, *args, domains: int, clients: int, top_level: int, prefix: str, **options):
+        if top_level < 1:
+            raise CommandError("--top-level must be at least 1.")
+        started = time.perf_counter()
+        try:
+            result = fleet_seed(domains=domains, clients=clients, top_level=top_level, prefix=prefix)
+        except FleetSeedError as exc:
+            raise CommandError(str(exc)) from None
+        elapsed = time.perf_counter() - started
+        self.stdout.write(
+            self.style.SUCCESS(f"Created {result.domains} domains and {result.clients} clients in {elapsed:.1f} s.")
+        )
