@@ -53,6 +53,7 @@ def client_management(request: HttpRequest) -> HttpResponse:
         can_change=_can_change(request),
     )
     if query.strip() or status:
+        context["searching"] = True
         context["results"] = tree.client_search_page(query=query, status=status, page_number=request.GET.get("page"))
         context["query_string"] = urlencode({"q": query, "status": status})
     else:

@@ -1,0 +1,61 @@
+"""manage.py seed_fleet: a demo tree built with bulk inserts and correct MPTT columns."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from agents_app.models import Client, Domain, FutureDomainDefaults
+
+pytestmark = pytest.mark.django_db
+
+
+def mptt_columns():
+    return list(Domain.objects.order_by("pk").values_list("pk", "parent_id", "tree_id", "lft", "rght", "level"))
+
+
+def test_it_builds_the_requested_tree_with_consistent_mptt_columns(capsys):
+    call_command("seed_fleet", "--domains", "12", "--clients", "300", "--top-level", "3")
+
+    assert Domain.objects.count() == 12
+    assert Domain.objects.filter(parent=None).count() == 3
+    assert Client.objects.count() == 300
+    computed = mptt_columns()
+    Domain.objects.rebuild()  # django-mptt's own computation must agree with ours
+    assert mptt_columns() == computed
+    site = Domain.objects.get(name="Site-001")
+    assert Client.objects.in_domains([site]).count() == sum(d.clients.count() for d in site.get_descendants(True))
+    assert "Created 12 domains and 300 clients" in capsys.readouterr().out
+
+
+def test_a_second_fleet_goes_beside_the_first_and_starts_from_future_defaults():
+    call_command("seed_fleet", "--domains", "4", "--clients", "10", "--top-level", "2")
+    FutureDomainDefaults.objects.update_or_create(pk=1, defaults={"roaming_privilege": True})
+    call_command("seed_fleet", "--domains", "4", "--clients", "10", "--top-level", "2", "--prefix", "b-")
+
+    before = mptt_columns()
+    Domain.objects.rebuild()
+    assert mptt_columns() == before
+    assert Client.objects.filter(hostname__startswith="b-", roaming_privilege=True).count() == 10
+    assert not Client.objects.exclude(hostname__startswith="b-").filter(roaming_privilege=True).exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--domains", "0"], "at least 1"),
+        (["--clients", "-5"], "cannot be negative"),
+        (["--top-level", "0"], "at least 1"),
+    ],
+)
+def test_bad_arguments_are_refused(args, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("seed_fleet", *args)
+    assert not Domain.objects.exists()
+
+
+def test_it_refuses_to_duplicate_existing_site_names():
+    call_command("seed_fleet", "--domains", "2", "--clients", "4", "--top-level", "1")
+    with pytest.raises(CommandError, match="already exist"):
+        call_command("seed_fleet", "--domains", "2", "--clients", "4", "--top-level", "1")
+    assert Domain.objects.count() == 2 and Client.objects.count() == 4
