@@ -79,7 +79,7 @@ def test_client_rows_are_paginated_inside_big_domains(superuser_client, fleet):
     add_clients(fleet["lab"], 250)
     first = superuser_client.get(children_url(fleet["lab"])).content.decode()
     assert first.count('name="client"') == 100
-    assert "Clients 1–100 of 252" in first
+    assert "Clients 1\u2013100 of 252" in first
     last = superuser_client.get(children_url(fleet["lab"]) + "?page=3").content.decode()
     assert last.count('name="client"') == 52
 
