@@ -25,7 +25,7 @@
   }
 
   function cascade(node, checked) {
-    node.querySelectorAll(".tree-children .tree-check").forEach(function (inner) {
+    node.querySelectorAll(":scope > .tree-children .tree-check").forEach(function (inner) {
       inner.checked = checked;
       inner.disabled = checked;  // disabled boxes are not submitted: the ancestor stands for them
     });
