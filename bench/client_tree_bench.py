@@ -78,7 +78,7 @@ def seed(clients: int, domains: int, top_level: int = 1) -> tuple[float, Domain,
     # Gather clients from other domains so that one domain holds 1,000 clients.
     missing = BIG_DOMAIN - big.clients.count()
     if missing > 0:
-        movers = list(Client.objects.exclude(domain=big).values_list("pk", flat=True)[:missing])
+        movers = list(Client.objects.exclude(domain__in=[big, site]).values_list("pk", flat=True)[:missing])
         Client.objects.filter(pk__in=movers).update(domain=big)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:

@@ -231,3 +231,12 @@ def test_moving_a_domain_elsewhere_works_and_keeps_its_clients(tree):
     domain_move(domain=tree["emea"], parent=tree["lab"])
     lab = Domain.objects.get(pk=tree["lab"].pk)
     assert Client.objects.in_domains([lab]).count() == 10
+
+
+@pytest.mark.postgres
+def test_the_client_table_leaves_room_for_hot_updates_on_postgresql():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'agents_app_client'")
+        assert "fillfactor=50" in cursor.fetchone()[0]
