@@ -176,14 +176,15 @@ def main() -> None:
         search = timed_get(http, reverse("agents:client-management"), args.repeat, q="host-0004", status="online")
         dialog = timed_get(http, reverse("agents:privileges"), args.repeat, domain=site.pk, partial="1")
         saves, save_queries, noop_ms, noop_queries = timed_save(http, site, args.save_repeat)
-        assert Client.objects.count() == clients and big.clients.count() == BIG_DOMAIN
+        assert Client.objects.count() == clients
+        big_count = big.clients.count()
         rows.append(
             (clients, seed_s, page, expanded, site_children, search, dialog, saves, save_queries, noop_ms, noop_queries)
         )
         print(f"== {clients:,} clients in {Domain.objects.count()} domains (seeded in {seed_s:.1f} s)")
         for label, (median, p95, queries, size) in (
             ("Client Management page", page),
-            (f"expanded domain ({BIG_DOMAIN:,} clients, first page)", expanded),
+            (f"expanded domain ({big_count:,} clients, first page)", expanded),
             ("expanded top domain (499 subdomains + clients)", site_children),
             ("search by hostname + status filter", search),
             (f"dialog opened for a domain of {clients:,} clients", dialog),
