@@ -59,3 +59,10 @@ def test_it_refuses_to_duplicate_existing_site_names():
     with pytest.raises(CommandError, match="already exist"):
         call_command("seed_fleet", "--domains", "2", "--clients", "4", "--top-level", "1")
     assert Domain.objects.count() == 2 and Client.objects.count() == 4
+
+
+def test_if_empty_leaves_an_existing_fleet_alone(capsys):
+    call_command("seed_fleet", "--domains", "2", "--clients", "4", "--top-level", "1")
+    call_command("seed_fleet", "--domains", "2", "--clients", "4", "--top-level", "1", "--if-empty")
+    assert Domain.objects.count() == 2 and Client.objects.count() == 4
+    assert "nothing seeded" in capsys.readouterr().out

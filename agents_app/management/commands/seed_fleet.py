@@ -7,6 +7,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from agents_app.fleet_seed import FleetSeedError, fleet_seed
+from agents_app.models import Domain
 
 
 class Command(BaseCommand):
@@ -17,10 +18,16 @@ class Command(BaseCommand):
         parser.add_argument("--clients", type=int, default=200, help="Number of clients (default 200).")
         parser.add_argument("--top-level", type=int, default=5, help="How many of the domains are top-level sites.")
         parser.add_argument("--prefix", default="", help="Prefix for names, to add a second fleet beside the first.")
+        parser.add_argument(
+            "--if-empty", action="store_true", help="Do nothing when domains exist already (for a demo start script)."
+        )
 
-    def handle(self, *args, domains: int, clients: int, top_level: int, prefix: str, **options):
+    def handle(self, *args, domains: int, clients: int, top_level: int, prefix: str, if_empty: bool, **options):
         if top_level < 1:
             raise CommandError("--top-level must be at least 1.")
+        if if_empty and Domain.objects.exists():
+            self.stdout.write("Domains exist already: nothing seeded (--if-empty).")
+            return
         started = time.perf_counter()
         try:
             result = fleet_seed(domains=domains, clients=clients, top_level=top_level, prefix=prefix)
