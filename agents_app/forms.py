@@ -39,9 +39,18 @@ class PrivilegesForm(forms.Form):
     # The selection's summary fingerprint when the dialog opened (stale-form check).
     fingerprint = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
-    def __init__(self, *args, root: bool = False, summary: SelectionSummary | None = None, readonly=False, **kwargs):
+    def __init__(
+        self,
+        *args,
+        root: bool = False,
+        summary: SelectionSummary | None = None,
+        states: dict[str, bool | None] | None = None,
+        readonly: bool = False,
+        **kwargs,
+    ):
         if summary is not None and "initial" not in kwargs:
-            kwargs["initial"] = {name: _tri_state(summary.state(name)) for name in SETTING_FIELDS}
+            states = states or {name: summary.state(name) for name in SETTING_FIELDS}
+            kwargs["initial"] = {name: _tri_state(states[name]) for name in SETTING_FIELDS}
             kwargs["initial"]["fingerprint"] = summary.fingerprint()
             kwargs["initial"]["scope"] = "all"
         super().__init__(*args, **kwargs)

@@ -132,6 +132,18 @@ def selection_summary(selection: Selection) -> SelectionSummary:
     return SelectionSummary(count=row["total"], on_counts={name: row[name] for name in SETTING_FIELDS})
 
 
+def selection_initial_states(selection: Selection, summary: SelectionSummary) -> dict[str, bool | None]:
+    """What the dialog opens with: the clients' agreement, or, with no clients
+    selected (empty domains), the selected domains' defaults."""
+    if summary.count or not (selection.domains or selection.root):
+        return {name: summary.state(name) for name in SETTING_FIELDS}
+    sources = [d.settings_dict() for d in selection.domains] or [FutureDomainDefaults.load().settings_dict()]
+    return {
+        name: sources[0][name] if all(src[name] == sources[0][name] for src in sources) else None
+        for name in SETTING_FIELDS
+    }
+
+
 @dataclass(frozen=True)
 class SaveResult:
     clients_selected: int

@@ -23,6 +23,7 @@ from agents_app.privileges import (
     SelectionError,
     StaleSelectionError,
     privileges_save,
+    selection_initial_states,
     selection_resolve,
     selection_summary,
 )
@@ -124,7 +125,8 @@ def privileges(request: HttpRequest) -> HttpResponse:
         },
     }
     if request.method == "GET":
-        form = PrivilegesForm(root=selection.root, summary=summary, readonly=not can_change)
+        states = selection_initial_states(selection, summary)
+        form = PrivilegesForm(root=selection.root, summary=summary, states=states, readonly=not can_change)
         return render(request, template, {**context, "form": form})
 
     form = PrivilegesForm(request.POST, root=selection.root)
@@ -144,7 +146,12 @@ def privileges(request: HttpRequest) -> HttpResponse:
         return render(
             request,
             "agents_app/privileges_page.html",
-            {**context, "form": PrivilegesForm(root=selection.root, summary=summary)},
+            {
+                **context,
+                "form": PrivilegesForm(
+                    root=selection.root, summary=summary, states=selection_initial_states(selection, summary)
+                ),
+            },
             status=409,
         )
     if selection.root and form.cleaned_data.get("scope") == "future":

@@ -111,7 +111,14 @@ def test_query_counts_do_not_grow_with_the_fleet(client, django_user_model, djan
         add_clients(domain, 20)
     add_clients(big, 10)
 
-    small = {url: _queries(client, url) for url in (TREE, children_url(domains[0]), children_url(big))}
+    urls = (
+        TREE,
+        children_url(domains[0]),
+        children_url(big),
+        f"{TREE}?q=pc-&status=online",
+        f"{DIALOG}?domain={domains[0].pk}&partial=1",
+    )
+    small = {url: _queries(client, url) for url in urls}
     for domain in domains:
         add_clients(domain, 200)
     add_clients(big, 990)
@@ -144,6 +151,24 @@ def test_dialog_opens_prefilled_and_shows_mixed_settings(superuser_client, fleet
     assert 'name="update_now_privilege" value="on"' in html
     assert 'name="components_only" value="off"' in html
     assert "Apply to All Clients" not in html  # only with the root selected
+
+
+def test_dialog_for_an_empty_domain_opens_with_its_defaults_and_saving_sets_them(superuser_client, fleet):
+    empty = make_domain("empty", parent=fleet["lab"])
+    Domain.objects.filter(pk=empty.pk).update(roaming_privilege=True)
+    html = superuser_client.get(DIALOG, {"domain": empty.pk}).content.decode()
+    assert "0 clients" in html
+    assert 'name="roaming_privilege" value="on"' in html and 'name="components_only" value="off"' in html
+
+    data = {
+        **ALL_ON,
+        "domain": [empty.pk],
+        "components_only": "on",
+        "fingerprint": fingerprint(domain_ids=[empty.pk], root=False),
+    }
+    assert superuser_client.post(DIALOG, data).status_code == 302
+    assert Domain.objects.get(pk=empty.pk).components_only is True
+    assert not Client.objects.filter(components_only=True).exists()
 
 
 def test_dialog_with_the_root_offers_both_root_choices(superuser_client, fleet):
