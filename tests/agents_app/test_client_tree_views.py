@@ -340,3 +340,17 @@ def test_a_future_domains_scope_without_the_root_is_ignored_not_applied(superuse
     assert superuser_client.post(DIALOG, data).status_code == 302
     assert Client.objects.filter(roaming_privilege=True).count() == 2
     assert not Client.objects.exclude(domain=fleet["lab"]).filter(roaming_privilege=True).exists()
+
+
+def test_a_tampered_root_scope_is_refused(superuser_client, fleet):
+    data = {
+        **ALL_ON,
+        "root": "1",
+        "scope": "everything",
+        "roaming_privilege": "on",
+        "fingerprint": fingerprint(root=True),
+    }
+    response = superuser_client.post(DIALOG, data)
+    assert response.status_code == 400
+    assert "Select a valid choice" in response.content.decode()
+    _nothing_saved()
