@@ -93,8 +93,11 @@ class ClientQuerySet(models.QuerySet):
         return self.filter(scheduled_update_on_q())
 
     def with_scheduled_state(self) -> ClientQuerySet:
-        """Annotate ``scheduled_state`` (a ScheduledState value) in SQL."""
-        return self.annotate(scheduled_state=scheduled_state_case())
+        """Annotate ``scheduled_state_code`` (a ScheduledState value) in SQL.
+
+        Not named ``scheduled_state``: that is the model's read-only property.
+        """
+        return self.annotate(scheduled_state_code=scheduled_state_case())
 
     def in_domains(self, domains) -> ClientQuerySet:
         """Clients anywhere under the given domains: one range condition per domain."""

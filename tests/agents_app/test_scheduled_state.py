@@ -39,7 +39,15 @@ def test_queryset_filter_and_annotation_agree_with_the_function():
             user_disabled_scheduled_update=user_disabled,
         )
     on = set(Client.objects.scheduled_update_on().values_list("hostname", flat=True))
-    annotated = dict(Client.objects.with_scheduled_state().values_list("hostname", "scheduled_state"))
+    annotated = dict(Client.objects.with_scheduled_state().values_list("hostname", "scheduled_state_code"))
     for client in Client.objects.all():
         assert (client.hostname in on) is client.scheduled_state.runs
         assert annotated[client.hostname] == client.scheduled_state.value
+
+
+@pytest.mark.django_db
+def test_annotated_instances_load():
+    domain = Domain.objects.create(name="HQ")
+    Client.objects.create(domain=domain, hostname="pc", ip_address="10.0.0.1", scheduled_update_setting=False)
+    client = Client.objects.with_scheduled_state().get()
+    assert client.scheduled_state_code == client.scheduled_state.value == ScheduledState.ALWAYS
