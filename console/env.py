@@ -7,6 +7,7 @@ surfacing later as a confusing error deep inside Django or Celery.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -60,6 +61,17 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value in (None, ""):
         return list(default)
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_networks(name: str, default: list[str]) -> list[str]:
+    """A comma-separated list of IP networks (CIDR), e.g. ``10.8.0.0/16,192.168.5.0/24``."""
+    values = env_list(name, default)
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} must list IP networks such as 10.0.0.0/8, got {value!r}.") from None
+    return values
 
 
 def env_time_zone(name: str, default: str) -> str:

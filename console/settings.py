@@ -14,6 +14,7 @@ from console.env import (
     env_database,
     env_int,
     env_list,
+    env_networks,
     env_redis_url,
     env_str,
     env_time_zone,
@@ -119,6 +120,10 @@ STORAGES = {
 MEDIA_ROOT = VAR_DIR / "media"
 # Component payloads (full pattern files and cached incrementals).
 COMPONENT_STORAGE_DIR = Path(env_str("COMPONENT_STORAGE_DIR", str(VAR_DIR / "components")))
+# The simulated vendor: size of a first pattern and of each later release (records).
+COMPONENT_PATTERN_INITIAL_RECORDS = env_int("COMPONENT_PATTERN_INITIAL_RECORDS", 20_000, minimum=1)
+COMPONENT_PATTERN_RECORDS_ADDED = env_int("COMPONENT_PATTERN_RECORDS_ADDED", 200, minimum=0)
+COMPONENT_PATTERN_RECORDS_REMOVED = env_int("COMPONENT_PATTERN_RECORDS_REMOVED", 20, minimum=0)
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"
@@ -178,7 +183,26 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # The static beat schedule; later features add their periodic tasks here.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "console-heartbeat": {"task": "console.tasks.heartbeat", "schedule": 60.0},
+    "agents-mark-silent-offline": {"task": "agents_app.tasks.mark_silent_clients_offline", "schedule": 60.0},
 }
+
+# --- Agent API (docs/agent-protocol.md).
+# Only this secret registers agents; it is shown to administrators in the console.
+AGENT_ENROLLMENT_SECRET = secret_key(
+    "AGENT_ENROLLMENT_SECRET", debug=DEBUG, key_file=VAR_DIR / "agent_enrollment_secret"
+)
+AGENT_HEARTBEAT_SECONDS = env_int("AGENT_HEARTBEAT_SECONDS", 60, minimum=5)
+# A client silent for longer than this is marked offline by a beat task.
+AGENT_OFFLINE_AFTER_SECONDS = env_int("AGENT_OFFLINE_AFTER_SECONDS", 180, minimum=10)
+# Clients whose IP is in these ranges are behind NAT: never pushed to, they poll.
+AGENT_UNREACHABLE_NETWORKS = env_networks("AGENT_UNREACHABLE_NETWORKS", [])
+# Notifications go only to registered addresses inside these networks.
+AGENT_ALLOWED_NETWORKS = env_networks(
+    "AGENT_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]
+)
+AGENT_MAX_BODY_BYTES = env_int("AGENT_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
+# Per-client request rate on the agent API (DRF throttle syntax).
+AGENT_RATE_LIMIT = env_str("AGENT_RATE_LIMIT", "120/min")
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -190,6 +214,10 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Update console agent protocol",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "DESCRIPTION": "How agents register, check in, fetch configuration and components, and report. "
+    "See docs/agent-protocol.md.",
+    "SCHEMA_PATH_PREFIX": "/agent/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 LOGGING = {

@@ -11,5 +11,6 @@ urlpatterns = [
     path("audit/", views.audit_log, name="audit-log"),
     path("clients/", include("agents_app.urls")),
     path("updates/", include("updates_app.urls")),
+    path("agent/v1/", include("agents_app.api.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,120 @@
+"""The agent API, version 1 (docs/agent-protocol.md). Thin: validate, call agents_app.protocol."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import FileResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers as drf_serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from agents_app import protocol
+from agents_app.api import serializers as s
+from agents_app.api.authentication import AgentRateThrottle, AgentTokenAuthentication, IsAgent
+from agents_app.api.errors import BodyTooLarge, NotFound, exception_handler
+from agents_app.api.parsers import LimitedJSONParser
+from updates_app.components import ComponentError, component_file, component_manifest
+
+ERRORS = {
+    400: OpenApiResponse(s.ErrorResponse, description="Invalid request (code: invalid, malformed_json, ...)"),
+    401: OpenApiResponse(s.ErrorResponse, description="No or malformed bearer token (code: unauthenticated)"),
+    403: OpenApiResponse(s.ErrorResponse, description="Unknown or revoked client (code: register_again)"),
+    413: OpenApiResponse(s.ErrorResponse, description="Body too large (code: body_too_large)"),
+    429: OpenApiResponse(s.ErrorResponse, description="Too many requests (code: rate_limited)"),
+}
+
+
+class AgentView(APIView):
+    """Base: bearer-token auth, JSON only, body limit, per-client throttle, JSON errors."""
+
+    authentication_classes = [AgentTokenAuthentication]
+    permission_classes = [IsAgent]
+    parser_classes = [LimitedJSONParser]
+    throttle_classes = [AgentRateThrottle]
+
+    def get_exception_handler(self):
+        return exception_handler
+
+    def initial(self, request, *args, **kwargs):
+        # Refuse an oversized body before reading it.
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > settings.AGENT_MAX_BODY_BYTES:
+            raise BodyTooLarge(f"The request body is larger than {settings.AGENT_MAX_BODY_BYTES} bytes.")
+        super().initial(request, *args, **kwargs)
+
+    @property
+    def client(self):
+        return self.request.user.client
+
+    def validated(self, serializer_class) -> dict:
+        if not isinstance(self.request.data, dict):
+            raise drf_serializers.ValidationError({"non_field_errors": ["The body must be a JSON object."]})
+        serializer = serializer_class(data=self.request.data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+
+class RegisterView(AgentView):
+    authentication_classes = []
+    permission_classes = []
+
+    @extend_schema(request=s.RegisterRequest, responses={201: s.RegisterResponse, **ERRORS}, auth=[])
+    def post(self, request):
+        data = self.validated(s.RegisterRequest)
+        answer = protocol.agent_register(**data)
+        return Response(s.RegisterResponse(answer).data, status=201)
+
+
+class CheckinView(AgentView):
+    @extend_schema(request=s.CheckinRequest, responses={200: s.CheckinResponse, **ERRORS})
+    def post(self, request):
+        data = self.validated(s.CheckinRequest)
+        answer = protocol.agent_checkin(client=self.client, **data)
+        return Response(s.CheckinResponse(answer).data)
+
+
+class ConfigurationView(AgentView):
+    @extend_schema(responses={200: s.ConfigurationResponse, **ERRORS})
+    def get(self, request):
+        return Response(protocol.agent_configuration(client=self.client))
+
+
+class ManifestView(AgentView):
+    @extend_schema(responses={200: s.ManifestResponse, **ERRORS})
+    def get(self, request):
+        items = component_manifest(self.client.component_versions or {})
+        return Response(s.ManifestResponse({"components": items}).data)
+
+
+class DownloadView(AgentView):
+    @extend_schema(
+        responses={
+            (200, "application/octet-stream"): OpenApiResponse(description="The file; X-Content-SHA256 names its hash"),
+            404: OpenApiResponse(s.ErrorResponse, description="Unknown component or version (code: not_found)"),
+            **ERRORS,
+        }
+    )
+    def get(self, request, slug: str, version: str, from_version: str | None = None):
+        try:
+            found = component_file(slug=slug, label=version, from_label=from_version)
+        except ComponentError as exc:
+            raise NotFound(str(exc)) from None
+        response = FileResponse(found.path.open("rb"), content_type="application/octet-stream")
+        response["Content-Length"] = str(found.size)
+        response["X-Content-SHA256"] = found.sha256
+        return response
+
+
+class IncrementalDownloadView(DownloadView):
+    pass
+
+
+class ReportView(AgentView):
+    @extend_schema(request=s.ReportRequest, responses={200: s.ReportResponse, **ERRORS})
+    def post(self, request):
+        data = self.validated(s.ReportRequest)
+        return Response(protocol.agent_report(client=self.client, **data))
