@@ -84,6 +84,12 @@ WSGI_APPLICATION = "console.wsgi.application"
 ASGI_APPLICATION = "console.asgi.application"
 
 DATABASES = {"default": env_database("DATABASE_URL", VAR_DIR / "console.sqlite3")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Tests on SQLite use a file, not Django's shared in-memory database: the
+    # live server answers the reference agents' concurrent requests from
+    # several threads, and one shared in-memory connection cannot take that.
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES["default"].setdefault("TEST", {"NAME": str(VAR_DIR / "test-console.sqlite3")})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
