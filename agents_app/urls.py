@@ -1,6 +1,6 @@
 from django.urls import path
 
-from agents_app import views
+from agents_app import enrollment_views, views
 
 app_name = "agents"
 
@@ -8,4 +8,5 @@ urlpatterns = [
     path("", views.client_management, name="client-management"),
     path("domains/<int:pk>/children/", views.domain_children, name="domain-children"),
     path("privileges/", views.privileges, name="privileges"),
+    path("enrollment/", enrollment_views.agent_enrollment, name="enrollment"),
 ]

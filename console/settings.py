@@ -209,6 +209,8 @@ AGENT_ALLOWED_NETWORKS = env_networks(
 AGENT_MAX_BODY_BYTES = env_int("AGENT_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
 # Per-client request rate on the agent API (DRF throttle syntax).
 AGENT_RATE_LIMIT = env_str("AGENT_RATE_LIMIT", "120/min")
+# Registrations per source address (a NAT address may front a whole office).
+AGENT_REGISTRATION_RATE_LIMIT = env_str("AGENT_REGISTRATION_RATE_LIMIT", "6000/min")
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -11,6 +11,7 @@ urlpatterns = [
     path("audit/", views.audit_log, name="audit-log"),
     path("clients/", include("agents_app.urls")),
     path("updates/", include("updates_app.urls")),
-    path("agent/v1/", include("agents_app.api.urls")),
+    # The agent API (token-authenticated, outside the console's login).
+    path("agent/", include([path("v1/", include("agents_app.api.urls"))])),
     path("admin/", admin.site.urls),
 ]

@@ -61,12 +61,22 @@ class IsAgent(permissions.BasePermission):
 
 
 class AgentRateThrottle(throttling.SimpleRateThrottle):
-    """Per-client request rate (per address before registration)."""
+    """Per-client request rate (per address for registrations).
+
+    Registrations get their own, larger budget: a whole office behind one NAT
+    address registers from that address.
+    """
 
     scope = "agent"
 
     def get_rate(self) -> str:
         return settings.AGENT_RATE_LIMIT
+
+    def allow_request(self, request, view) -> bool:
+        if not isinstance(request.user, AgentPrincipal):
+            self.rate = settings.AGENT_REGISTRATION_RATE_LIMIT
+            self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request, view)
 
     def get_cache_key(self, request, view) -> str:
         if isinstance(request.user, AgentPrincipal):

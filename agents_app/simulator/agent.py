@@ -32,6 +32,7 @@ class AgentError(Exception):
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
+        self.retry_after: float | None = None
 
 
 @dataclass
@@ -142,6 +143,17 @@ class SimAgent:
     # --- HTTP to the server ------------------------------------------------------------
 
     async def _call(self, method: str, path: str, body: dict | None = None, *, retry: bool = True) -> Any:
+        for attempt in range(5):
+            try:
+                return await self._call_once(method, path, body, retry=retry)
+            except AgentError as exc:
+                if exc.status != 429 or attempt == 4:
+                    raise
+                # Rate limited: back off as told, with jitter so the fleet spreads out.
+                await asyncio.sleep(min(exc.retry_after or 1.0, 30.0) * self.rng.uniform(1.0, 2.0))
+        raise AssertionError("unreachable")
+
+    async def _call_once(self, method: str, path: str, body: dict | None, *, retry: bool) -> Any:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         url = self.fleet.server_url + path
         async with self.fleet.session.request(method, url, json=body, headers=headers) as response:
@@ -155,7 +167,10 @@ class SimAgent:
                     data = await response.json(content_type=None)
                 except (ValueError, aiohttp.ContentTypeError):
                     data = {}
-                raise AgentError(response.status, data.get("code", "http_error"), data.get("message", ""))
+                error = AgentError(response.status, data.get("code", "http_error"), data.get("message", ""))
+                retry_after = response.headers.get("Retry-After", "")
+                error.retry_after = float(retry_after) if retry_after.isdigit() else None
+                raise error
             return await response.json()
 
     async def _download(self, url: str) -> bytes:
@@ -346,9 +361,19 @@ class SimAgent:
 
     async def start(self) -> None:
         """Register, check in as after a restart, fetch configuration, then run the loops."""
-        await self.register()
-        await self.checkin("restart")
-        await self.maybe_fetch_config()
+        while True:
+            try:
+                await self.register()
+                await self.checkin("restart")
+                await self.maybe_fetch_config()
+                break
+            except (TimeoutError, AgentError, aiohttp.ClientError) as exc:
+                if self.fleet.strict:
+                    raise
+                # A real agent keeps trying until the server answers.
+                self.counters.errors += 1
+                logger.info("agent %s: start failed (%s); retrying", self.spec.hostname, exc)
+                await asyncio.sleep(self.rng.uniform(5, 15))
         if self.spec.offline:
             # An offline agent goes silent after registering: no heartbeat, no listener.
             self.status = "offline"

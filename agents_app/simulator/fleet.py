@@ -61,6 +61,7 @@ class Fleet:
         scan_seconds: float = 0.05,
         max_connections: int = 50,
         clock: Callable[[], float] = time.time,
+        strict: bool = True,
     ):
         self.server_url = server_url.rstrip("/")
         self.enrollment_secret = enrollment_secret
@@ -71,6 +72,8 @@ class Fleet:
         self.scan_seconds = scan_seconds
         self.max_connections = max_connections
         self.clock = clock
+        # Strict (tests): an agent that cannot start fails Fleet.start. Otherwise it keeps retrying.
+        self.strict = strict
         # Full files shared by content: 10,000 agents at the same version hold one copy.
         self.store: dict[str, bytes] = {}
         self.specs = (

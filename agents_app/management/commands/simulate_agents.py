@@ -76,6 +76,7 @@ class Command(BaseCommand):
             domain=opts["domain"],
             heartbeat_override=opts["heartbeat"],
             time_scale=opts["time_scale"],
+            strict=False,
         )
         try:
             asyncio.run(self._run(fleet, opts["duration"], opts["summary_every"]))
