@@ -102,6 +102,11 @@ def exception_handler(exc, context) -> Response | None:
     return Response(body, status=exc.status_code, headers=headers)
 
 
+def ping_view(request) -> JsonResponse:
+    """``GET /agent/v1/ping``: is the server there? No authentication, no database."""
+    return JsonResponse({"status": "ok"})
+
+
 def not_found_view(request, *args, **kwargs) -> JsonResponse:
     """Any other path under /agent/ answers JSON too."""
     return JsonResponse({"code": "not_found", "message": "No such endpoint."}, status=404)

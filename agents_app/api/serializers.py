@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from rest_framework import serializers
 
 from updates_app.components import ComponentError, parse_version_label
 
 MAX_COMPONENTS = 50
+SLUG = re.compile(r"^[-a-zA-Z0-9_]{1,50}\Z")
 
 
 class VersionsField(serializers.DictField):
@@ -19,8 +22,8 @@ class VersionsField(serializers.DictField):
         if len(value) > MAX_COMPONENTS:
             raise serializers.ValidationError(f"At most {MAX_COMPONENTS} components.")
         for slug, label in value.items():
-            if len(slug) > 50:
-                raise serializers.ValidationError("Component names are at most 50 characters.")
+            if not SLUG.match(slug):
+                raise serializers.ValidationError(f"{slug[:50]!r} is not a component name (letters, digits, - and _).")
             try:
                 parse_version_label(label)
             except ComponentError as exc:

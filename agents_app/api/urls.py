@@ -4,7 +4,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from agents_app.api import schema, views  # noqa: F401  (schema registers the bearer scheme)
-from agents_app.api.errors import not_found_view
+from agents_app.api.errors import not_found_view, ping_view
 
 app_name = "agent-api"
 
@@ -24,6 +24,7 @@ urlpatterns = [
         name="download-incremental",
     ),
     path("report", views.ReportView.as_view(), name="report"),
+    path("ping", ping_view, name="ping"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^.*$", not_found_view),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 import signal
 import sys
 import time
@@ -111,4 +112,5 @@ class Command(BaseCommand):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await starting
             await fleet.stop()
-            self.stdout.write(f"\nstopped: {fleet.summary_line()}")
+            peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            self.stdout.write(f"\nstopped: {fleet.summary_line()} | peak memory {peak_mb:.0f} MB")
