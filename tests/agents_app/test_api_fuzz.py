@@ -39,7 +39,7 @@ bodies = st.one_of(
 
 @pytest.fixture
 def agent_auth(register, component_storage):
-    data, auth = register()
+    _data, auth = register()
     return auth
 
 
