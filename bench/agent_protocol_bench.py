@@ -73,7 +73,7 @@ def wait_until_up(url: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url + "/agent/v1/ping", timeout=2):  # noqa: S310 - loopback
+            with urllib.request.urlopen(url + "/agent/v1/ping", timeout=2):
                 return
         except OSError:
             time.sleep(0.2)

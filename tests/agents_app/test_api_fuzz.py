@@ -55,10 +55,7 @@ def check(response):
 @given(url=st.sampled_from(sorted(FIELDS)), data=st.data())
 def test_generated_bodies_never_cause_a_server_error(client, agent_auth, enrollment, url, data):
     before = (Client.objects.count(), list(Client.objects.values_list("component_versions", flat=True)))
-    if data.draw(st.booleans()):
-        raw = json.dumps(data.draw(field_bodies(url))).encode()
-    else:
-        raw = data.draw(bodies)
+    raw = json.dumps(data.draw(field_bodies(url))).encode() if data.draw(st.booleans()) else data.draw(bodies)
     response = client.post(url, raw, content_type="application/json", **agent_auth)
     check(response)
     if response.status_code >= 400:
