@@ -59,6 +59,8 @@ class AgentView(APIView):
 
 
 class RegisterView(AgentView):
+    """Register with the enrollment secret; answers the client id, bearer token and signing key."""
+
     authentication_classes = []
     permission_classes = []
 
@@ -70,6 +72,8 @@ class RegisterView(AgentView):
 
 
 class CheckinView(AgentView):
+    """Heartbeat, restart or poll: records what the agent holds; answers pending actions and whether the configuration changed."""
+
     @extend_schema(request=s.CheckinRequest, responses={200: s.CheckinResponse, **ERRORS})
     def post(self, request):
         data = self.validated(s.CheckinRequest)
@@ -78,12 +82,16 @@ class CheckinView(AgentView):
 
 
 class ConfigurationView(AgentView):
+    """The client's configuration document and its version (the document's SHA-256)."""
+
     @extend_schema(responses={200: s.ConfigurationResponse, **ERRORS})
     def get(self, request):
         return Response(protocol.agent_configuration(client=self.client))
 
 
 class ManifestView(AgentView):
+    """Per component: the latest version and, for this client, the incremental or full file to download."""
+
     @extend_schema(responses={200: s.ManifestResponse, **ERRORS})
     def get(self, request):
         items = component_manifest(self.client.component_versions or {})
@@ -91,6 +99,8 @@ class ManifestView(AgentView):
 
 
 class DownloadView(AgentView):
+    """The full file of a component version."""
+
     @extend_schema(
         responses={
             (200, "application/octet-stream"): OpenApiResponse(description="The file; X-Content-SHA256 names its hash"),
@@ -110,10 +120,12 @@ class DownloadView(AgentView):
 
 
 class IncrementalDownloadView(DownloadView):
-    pass
+    """The incremental from an older version to this one."""
 
 
 class ReportView(AgentView):
+    """The result of an update or a scan, with the notification it answered."""
+
     @extend_schema(request=s.ReportRequest, responses={200: s.ReportResponse, **ERRORS})
     def post(self, request):
         data = self.validated(s.ReportRequest)

@@ -366,3 +366,25 @@ def test_heartbeat_timestamp_moves(client, register):
     Client.objects.filter(guid=data["client_id"]).update(last_contact_at=past)
     post(client, "/agent/v1/checkin", {"event": "heartbeat"}, auth)
     assert Client.objects.get(guid=data["client_id"]).last_contact_at > past
+
+
+@pytest.mark.parametrize(
+    "versions",
+    [{"virus\x00pattern": "18.500.00"}, {"": "18.500.00"}, {"x" * 51: "18.500.00"}, {"a/b": "18.500.00"}],
+)
+def test_component_names_with_odd_characters_are_a_400(client, register, versions):
+    _, auth = register()
+    response = post(client, "/agent/v1/checkin", {"event": "heartbeat", "component_versions": versions}, auth)
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid"
+
+
+def test_nul_characters_in_text_fields_are_a_400(client, enrollment):
+    body = {"enrollment_secret": enrollment, "hostname": "pc\x00", "ip_address": "127.0.0.1", "listener_port": 5}
+    response = post(client, "/agent/v1/register", body)
+    assert response.status_code == 400
+    assert not Client.objects.exists()
+
+
+def test_ping_needs_nothing(client):
+    assert client.get("/agent/v1/ping").json() == {"status": "ok"}

@@ -102,6 +102,18 @@ def test_bad_configuration_stops_startup_naming_the_variable(variable, value):
     assert variable in result.stderr
 
 
+def test_the_enrollment_secret_is_required_when_debug_is_off(tmp_path):
+    result = run_manage(
+        "check",
+        DEBUG="0",
+        SECRET_KEY="x" * 20 + "-production-like-secret-key-with-enough-entropy-4f9a",
+        ALLOWED_HOSTS="console.example.com",
+        CONSOLE_VAR_DIR=str(tmp_path),
+    )
+    assert result.returncode != 0
+    assert "AGENT_ENROLLMENT_SECRET must be set" in result.stderr
+
+
 def test_check_deploy_is_clean_with_production_like_values(tmp_path):
     result = run_manage(
         "check",
@@ -110,6 +122,7 @@ def test_check_deploy_is_clean_with_production_like_values(tmp_path):
         "WARNING",
         DEBUG="0",
         SECRET_KEY="x" * 20 + "-production-like-secret-key-with-enough-entropy-4f9a",
+        AGENT_ENROLLMENT_SECRET="production-like-enrollment-secret",
         ALLOWED_HOSTS="console.example.com",
         CONSOLE_VAR_DIR=str(tmp_path),
     )
