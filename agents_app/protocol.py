@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from agents_app.api.authentication import token_digest, token_generate
@@ -30,14 +30,26 @@ logger = logging.getLogger(__name__)
 DEFAULT_DOMAIN = "Workgroup"
 
 
+# Key of the PostgreSQL advisory lock that serializes creating top-level domains.
+_DOMAIN_CREATE_LOCK = 0x5EED_D0_0A
+
+
 def _domain_for_hint(hint: str) -> Domain:
-    """The domain named by the agent's hint (any level), else a top-level one of that name."""
+    """The domain named by the agent's hint (any level), else a new top-level one of that name."""
     name = hint.strip() or DEFAULT_DOMAIN
     existing = Domain.objects.filter(name__iexact=name).order_by("level", "pk").first()
     if existing:
         return existing
-    domain, _ = Domain.objects.get_or_create(name=name, parent=None)
-    return domain
+    if connection.vendor == "postgresql":
+        # Many agents of a new office register at once: without the lock two
+        # would create the same domain, or two roots would get one MPTT tree id.
+        # (SQLite already runs one writing transaction at a time.)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_DOMAIN_CREATE_LOCK])
+        existing = Domain.objects.filter(name__iexact=name).order_by("level", "pk").first()
+        if existing:
+            return existing
+    return Domain.objects.create(name=name, parent=None)
 
 
 @transaction.atomic

@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import random
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from django.utils import timezone
 
 from updates_app import patterns
 from updates_app.models import Component, ComponentKind, ComponentVersion
+from updates_app.patterns import version_label
 from updates_app.signals import component_version_added
 
 FULL_VERSIONS_KEPT = 7
@@ -46,23 +46,16 @@ CATALOGUE: dict[str, tuple[str, str, int]] = {
     "virus_scan_engine": ("Virus Scan Engine", ComponentKind.ENGINE, 12_000),
 }
 
-_LABEL = re.compile(r"^(\d{1,6})\.(\d{3})\.00$")
-
 
 class ComponentError(ValueError):
     """An unknown component or version, or a payload that cannot be a new version."""
 
 
-def version_label(number: int) -> str:
-    """The display form of a version number: 18523 -> "18.523.00"."""
-    return f"{number // 1000}.{number % 1000:03d}.00"
-
-
 def parse_version_label(label: str) -> int:
-    match = _LABEL.match(label) if isinstance(label, str) else None
-    if not match:
-        raise ComponentError(f"{label!r} is not a version such as 18.523.00")
-    return int(match[1]) * 1000 + int(match[2])
+    try:
+        return patterns.parse_version_label(label)
+    except patterns.PatternError as exc:
+        raise ComponentError(str(exc)) from None
 
 
 def _root(slug: str) -> Path:

@@ -219,3 +219,15 @@ def test_a_revoked_agent_registers_again(live_server, enrollment, component_stor
         fleet.call(agent.checkin, "heartbeat")
         assert agent.client_id != first
         assert Client.objects.get(guid=agent.client_id).hostname == "revoked"
+
+
+@pytest.mark.postgres
+def test_many_agents_of_a_new_domain_registering_at_once_make_one_domain(live_server, enrollment, component_storage):
+    from agents_app.models import Domain
+
+    specs = [AgentSpec(hostname=f"branch-{i}", domain="New Branch") for i in range(30)]
+    with fleet_for(live_server, specs) as fleet:
+        assert len({a.client_id for a in fleet.agents}) == 30
+    [domain] = Domain.objects.filter(name="New Branch")
+    assert domain.clients.count() == 30
+    assert len(set(Domain.objects.values_list("tree_id", flat=True))) == Domain.objects.count()
