@@ -111,7 +111,9 @@ def agent_checkin(
     scheduled_update_disabled: bool,
     roaming: bool,
 ) -> dict[str, Any]:
-    _check_versions(component_versions)
+    if component_versions != client.component_versions:
+        # What the client already holds on record was checked when it was stored.
+        _check_versions(component_versions)
     now = timezone.now()
     status = status_on_checkin(
         ip_address=client.ip_address, reports_roaming=roaming, roaming_privilege=client.roaming_privilege

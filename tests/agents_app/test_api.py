@@ -388,3 +388,26 @@ def test_nul_characters_in_text_fields_are_a_400(client, enrollment):
 
 def test_ping_needs_nothing(client):
     assert client.get("/agent/v1/ping").json() == {"status": "ok"}
+
+
+def test_the_schema_validates_without_warnings(tmp_path):
+    from django.core.management import call_command
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
+    assert "/agent/v1/checkin" in (tmp_path / "schema.yaml").read_text()
+
+
+def test_a_heartbeat_costs_a_handful_of_queries(client, register, component_storage, django_assert_max_num_queries):
+    component_download(component=component_resolve("virus_pattern"))
+    _, auth = register()
+    body = {"event": "heartbeat", "component_versions": {"virus_pattern": "18.500.00"}}
+    post(client, "/agent/v1/checkin", body, auth)
+    # token lookup, update, pending deliveries, settings (+ savepoints)
+    with django_assert_max_num_queries(8):
+        assert post(client, "/agent/v1/checkin", body, auth).status_code == 200
+
+
+def test_the_component_admin_pages_load(superuser_client, component_storage):
+    version = component_download(component=component_resolve("virus_pattern"))
+    assert superuser_client.get("/admin/updates_app/componentversion/").status_code == 200
+    assert superuser_client.get(f"/admin/updates_app/component/{version.component_id}/change/").status_code == 200
