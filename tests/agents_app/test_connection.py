@@ -68,3 +68,16 @@ def test_push_is_allowed_only_to_reachable_registered_addresses(domain, settings
     assert not push_allowed(make(domain, "c", ip="8.8.4.4"))
     assert not push_allowed(make(domain, "d", status=ConnectionStatus.UNREACHABLE))
     assert not push_allowed(make(domain, "e", revoked_at=timezone.now()))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_marks_silent_clients_offline(celery_worker, settings):
+    import time
+
+    domain = Domain.objects.create(name="Worker")
+    silent = make(domain, "silent", seen_ago=10_000)
+    mark_silent_clients_offline.delay()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and Client.objects.get(pk=silent.pk).status != ConnectionStatus.OFFLINE:
+        time.sleep(0.05)
+    assert Client.objects.get(pk=silent.pk).status == ConnectionStatus.OFFLINE
