@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -19,6 +20,7 @@ from agents_app.api.authentication import token_digest, token_generate
 from agents_app.api.errors import InvalidEnrollmentSecret, ProtocolError
 from agents_app.connection import status_on_checkin
 from agents_app.models import Client, Domain
+from agents_app.services import client_create, domain_create
 from agents_app.signing import client_signing_key, encode_key
 from updates_app.components import parse_version_label
 from updates_app.configuration import client_configuration, configuration_hash
@@ -49,7 +51,11 @@ def _domain_for_hint(hint: str) -> Domain:
         existing = Domain.objects.filter(name__iexact=name).order_by("level", "pk").first()
         if existing:
             return existing
-    return Domain.objects.create(name=name, parent=None)
+    try:
+        # A new domain starts with the server's defaults for future domains.
+        return domain_create(name=name, parent=None)
+    except ValidationError as exc:
+        raise ProtocolError("invalid_domain", f"Cannot create domain {name!r}: {'; '.join(exc.messages)}") from None
 
 
 @transaction.atomic
@@ -60,15 +66,13 @@ def agent_register(
         raise InvalidEnrollmentSecret()
     target = _domain_for_hint(domain)
     token = token_generate()
-    # TODO(issue 3): use agents_app.services.client_create once it lands on main.
-    client = Client.objects.create(
+    client = client_create(
         domain=target,
         hostname=hostname,
         ip_address=ip_address,
         listener_port=listener_port,
         reports_roaming=roaming,
         token_hash=token_digest(token),
-        **target.settings_dict(),
     )
     client.status = status_on_checkin(
         ip_address=ip_address, reports_roaming=roaming, roaming_privilege=client.roaming_privilege

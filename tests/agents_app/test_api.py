@@ -411,3 +411,16 @@ def test_the_component_admin_pages_load(superuser_client, component_storage):
     version = component_download(component=component_resolve("virus_pattern"))
     assert superuser_client.get("/admin/updates_app/componentversion/").status_code == 200
     assert superuser_client.get(f"/admin/updates_app/component/{version.component_id}/change/").status_code == 200
+
+
+def test_a_domain_created_at_registration_starts_with_the_future_domain_defaults(register):
+    from agents_app.models import FutureDomainDefaults
+
+    defaults = FutureDomainDefaults.load()
+    defaults.roaming_privilege = True
+    defaults.components_only = True
+    defaults.save()
+    data, _ = register(domain="Brand New")
+    created = Client.objects.get(guid=data["client_id"])
+    assert created.domain.roaming_privilege and created.domain.components_only
+    assert created.roaming_privilege and created.components_only
