@@ -150,6 +150,21 @@ X_FRAME_OPTIONS = "DENY"
 # --- Delivery engine (SPEC 3.3): resend after 15 minutes, five attempts in all.
 NOTIFY_RETRY_INTERVAL_SECONDS = env_int("NOTIFY_RETRY_INTERVAL_SECONDS", 900, minimum=1)
 NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 5, minimum=1, maximum=100)
+# A claimed ("sending") delivery whose worker died returns to the queue after
+# this long. It must outlast CELERY_TASK_TIME_LIMIT so a live task is never
+# overtaken by a re-claim.
+NOTIFY_LEASE_SECONDS = env_int("NOTIFY_LEASE_SECONDS", 180, minimum=1)
+# Deliveries per send task, and how many claimed batches may wait or run at
+# once: the dispatcher claims no more while that many are out, so no claim
+# waits in the broker long enough for its lease to run out.
+NOTIFY_BATCH_SIZE = env_int("NOTIFY_BATCH_SIZE", 500, minimum=1, maximum=10000)
+NOTIFY_MAX_BATCHES_IN_FLIGHT = env_int("NOTIFY_MAX_BATCHES_IN_FLIGHT", 8, minimum=1)
+# Concurrent HTTP requests inside one send task, and their time limits (seconds).
+NOTIFY_CONCURRENCY = env_int("NOTIFY_CONCURRENCY", 200, minimum=1, maximum=5000)
+NOTIFY_CONNECT_TIMEOUT_SECONDS = env_int("NOTIFY_CONNECT_TIMEOUT_SECONDS", 3, minimum=1)
+NOTIFY_TIMEOUT_SECONDS = env_int("NOTIFY_TIMEOUT_SECONDS", 5, minimum=1)
+# How often beat runs the dispatcher that claims due deliveries.
+NOTIFY_DISPATCH_INTERVAL_SECONDS = env_int("NOTIFY_DISPATCH_INTERVAL_SECONDS", 3, minimum=1)
 
 # --- Celery. REDIS_URL switches the broker to Redis; without it an embedded
 # filesystem broker under var/ needs no server (single machine only).
@@ -190,6 +205,13 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "console-heartbeat": {"task": "console.tasks.heartbeat", "schedule": 60.0},
     "agents-mark-silent-offline": {"task": "agents_app.tasks.mark_silent_clients_offline", "schedule": 60.0},
+    # Claims due deliveries (first sends, 15-minute retries, expired leases).
+    "updates-dispatch-deliveries": {
+        "task": "updates_app.tasks.dispatch_deliveries",
+        "schedule": float(NOTIFY_DISPATCH_INTERVAL_SECONDS),
+        # A missed round is replaced by the next one; stale ones are dropped.
+        "options": {"expires": float(NOTIFY_DISPATCH_INTERVAL_SECONDS) * 2},
+    },
 }
 
 # --- Agent API (docs/agent-protocol.md).

@@ -213,6 +213,9 @@ class RunTrigger(models.TextChoices):
     EVENT = "event", "Event-triggered"
     SCHEDULE = "schedule", "Scheduled"
     MANUAL = "manual", "Manual"
+    # Clients told to update when they restarted and checked in with outdated
+    # components (one run per day collects them; see updates_app.pending).
+    RESTART = "restart", "Client restart"
 
 
 class UpdateRun(models.Model):
@@ -259,6 +262,14 @@ class Delivery(models.Model):
     # another worker may take the row over (its attempt already counted).
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
+    # Which claim holds the row while "sending": a worker records outcomes only
+    # for rows still carrying its token, so a re-claimed row is not overwritten.
+    claim_token = models.CharField(max_length=32, blank=True, db_index=True)
+    # False: the client cannot be reached (behind NAT); it gets the delivery
+    # in its next check-in answer and is never pushed to.
+    push = models.BooleanField(default=True)
+    # What this client is asked: scan after updating (never for roaming clients).
+    scan_after = models.BooleanField(default=False)
     delivered_at = models.DateTimeField(null=True, blank=True)
     # The client reported it updated in answer to this notification.
     updated_at = models.DateTimeField(null=True, blank=True)

@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from agents_app.models import Client, ConnectionStatus, Domain
+from tests.updates_app.fleet import Fleet
+
 
 @pytest.fixture
 def component_storage(settings, tmp_path):
@@ -11,3 +14,37 @@ def component_storage(settings, tmp_path):
     settings.COMPONENT_PATTERN_RECORDS_ADDED = 40
     settings.COMPONENT_PATTERN_RECORDS_REMOVED = 4
     return settings.COMPONENT_STORAGE_DIR
+
+
+@pytest.fixture
+def fleet():
+    running = Fleet().start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def domain(db):
+    return Domain.objects.create(name="Workstations")
+
+
+@pytest.fixture
+def make_client(domain, fleet):
+    """A client whose listener is a fleet agent (or a closed port when down)."""
+    counter = iter(range(1, 100000))
+
+    def make(*, status=ConnectionStatus.ONLINE, failures=0, delay=0.0, down=False, **fields):
+        client = Client.objects.create(
+            domain=domain,
+            hostname=f"pc-{next(counter):05d}",
+            ip_address="127.0.0.1",
+            status=status,
+            **fields,
+        )
+        agent = fleet.add(str(client.guid), failures=failures, delay=delay, down=down)
+        client.listener_port = agent.port
+        client.save(update_fields=["listener_port"])
+        client.agent = agent
+        return client
+
+    return make

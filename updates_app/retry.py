@@ -1,0 +1,35 @@
+"""The retry rule (SPEC 3.3), in one place.
+
+A notification that fails (no connection, a timeout, an answer other than 2xx)
+is sent again NOTIFY_RETRY_INTERVAL_SECONDS later (15 minutes), at most
+NOTIFY_MAX_ATTEMPTS attempts in all (5: the first and four resends). After the
+last failure the server stops. An attempt is counted when a worker claims the
+row, before anything is sent, so an attempt interrupted by a dying worker still
+counts and no crash can ever make a sixth.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+
+
+def max_attempts() -> int:
+    return settings.NOTIFY_MAX_ATTEMPTS
+
+
+def retry_interval() -> dt.timedelta:
+    return dt.timedelta(seconds=settings.NOTIFY_RETRY_INTERVAL_SECONDS)
+
+
+def may_attempt(attempts_made: int) -> bool:
+    """May a delivery that has already used ``attempts_made`` attempts be tried again?"""
+    return attempts_made < max_attempts()
+
+
+def next_attempt_after_failure(*, attempts_made: int, failed_at: dt.datetime) -> dt.datetime | None:
+    """When to try again after a failed attempt; None: give up."""
+    if not may_attempt(attempts_made):
+        return None
+    return failed_at + retry_interval()

@@ -1,0 +1,189 @@
+"""Creating and cancelling update runs (event, manual, restart).
+
+A run is one request to a set of clients; it gets one delivery row per client,
+created in bulk. Creating deliveries supersedes the same clients' older
+undelivered ones: the newest request is the one that counts, and a client is
+not notified twice for the same work. Schedule runs (updates_app.spread) make
+their rows with ``deliveries_create`` too, with spread send times.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, QuerySet
+from django.utils import timezone
+
+from agents_app.models import Client, ConnectionStatus
+from console.audit import audit_record
+from updates_app.models import (
+    AutoUpdateSettings,
+    ComponentVersion,
+    Delivery,
+    DeliveryStatus,
+    RunTrigger,
+    UpdateRun,
+)
+from updates_app.signals import component_version_added
+
+logger = logging.getLogger(__name__)
+
+OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
+CREATE_BATCH = 2000
+
+
+def client_is_roaming(client: Client) -> bool:
+    return client.status == ConnectionStatus.ROAMING
+
+
+def _kick_dispatcher() -> None:
+    """Start sending now instead of at the next beat (beat would get there anyway)."""
+    from updates_app.tasks import dispatch_deliveries
+
+    try:
+        dispatch_deliveries.delay()
+    except Exception:
+        logger.warning("could not enqueue the dispatcher; beat will pick the run up", exc_info=True)
+
+
+def deliveries_create(
+    *,
+    run: UpdateRun,
+    clients: QuerySet[Client],
+    next_attempt_at: dt.datetime | None = None,
+    scan_after: bool | None = None,
+) -> int:
+    """One delivery per client of ``run``, in bulk; supersedes their older open deliveries.
+
+    Unreachable clients get ``push=False``: they receive it at check-in.
+    Roaming clients are never asked to scan. Returns the number created.
+    """
+    when = next_attempt_at or timezone.now()
+    scan = run.scan_after if scan_after is None else scan_after
+    created = 0
+    batch: list[Delivery] = []
+    for client_id, status in clients.order_by().values_list("pk", "status").iterator(chunk_size=CREATE_BATCH):
+        batch.append(
+            Delivery(
+                run=run,
+                client_id=client_id,
+                next_attempt_at=when,
+                push=status != ConnectionStatus.UNREACHABLE,
+                scan_after=scan and status != ConnectionStatus.ROAMING,
+            )
+        )
+        if len(batch) >= CREATE_BATCH:
+            created += len(Delivery.objects.bulk_create(batch))
+            batch = []
+    if batch:
+        created += len(Delivery.objects.bulk_create(batch))
+    deliveries_supersede_older(run=run)
+    return created
+
+
+def deliveries_supersede_older(*, run: UpdateRun) -> int:
+    """Older open deliveries of this run's clients stop: this run replaces them."""
+    return (
+        Delivery.objects.filter(
+            client_id__in=Delivery.objects.filter(run=run).values("client_id"),
+            status__in=OPEN_STATUSES,
+            run__created_at__lte=run.created_at,
+        )
+        .exclude(run=run)
+        .update(status=DeliveryStatus.SUPERSEDED, claim_token="", lease_expires_at=None)
+    )
+
+
+@transaction.atomic
+def run_create_for_event(*, version: ComponentVersion) -> UpdateRun | None:
+    """The event-triggered run for a new component version, or None when the option is off."""
+    auto = AutoUpdateSettings.load()
+    if not auto.notify_on_download:
+        return None
+    statuses = [ConnectionStatus.ONLINE, ConnectionStatus.UNREACHABLE]
+    if auto.include_roaming_offline:
+        statuses += [ConnectionStatus.ROAMING, ConnectionStatus.OFFLINE]
+    run = UpdateRun.objects.create(
+        trigger=RunTrigger.EVENT, scan_after=auto.scan_after_update, component_version=version
+    )
+    deliveries_create(run=run, clients=Client.objects.filter(status__in=statuses, revoked_at=None))
+    transaction.on_commit(_kick_dispatcher)
+    return run
+
+
+@transaction.atomic
+def run_create_manual(*, created_by, clients: QuerySet[Client]) -> UpdateRun:
+    """A Manual Update: notify these clients to update now, through the same engine."""
+    run = UpdateRun.objects.create(trigger=RunTrigger.MANUAL, scan_after=False, created_by=created_by)
+    count = deliveries_create(run=run, clients=clients.filter(revoked_at=None))
+    audit_record(actor=created_by, action="manual update", target=str(run), changes={"clients": count})
+    transaction.on_commit(_kick_dispatcher)
+    return run
+
+
+@transaction.atomic
+def run_cancel(*, run: UpdateRun, cancelled_by) -> int:
+    """Stop a run: its pending and retrying deliveries are cancelled. Returns how many."""
+    locked = UpdateRun.objects.select_for_update().get(pk=run.pk)
+    if locked.cancelled_at:
+        return 0
+    locked.cancelled_at = timezone.now()
+    locked.save(update_fields=["cancelled_at"])
+    run.cancelled_at = locked.cancelled_at
+    stopped = locked.deliveries.filter(status__in=OPEN_STATUSES).update(
+        status=DeliveryStatus.CANCELLED, claim_token="", lease_expires_at=None
+    )
+    audit_record(actor=cancelled_by, action="cancel update run", target=str(run), changes={"cancelled": stopped})
+    return stopped
+
+
+def _restart_run_for(day: dt.date) -> UpdateRun:
+    key = f"restart:{day.isoformat()}"
+    run = UpdateRun.objects.filter(window_key=key).first()
+    if run:
+        return run
+    try:
+        with transaction.atomic():
+            return UpdateRun.objects.create(trigger=RunTrigger.RESTART, window_key=key)
+    except IntegrityError:
+        # Another check-in created today's run first.
+        return UpdateRun.objects.get(window_key=key)
+
+
+@transaction.atomic
+def restart_delivery_create(*, client: Client, scan_after: bool) -> Delivery:
+    """Record "update now" for a restarting, outdated client, handed over at once."""
+    now = timezone.now()
+    run = _restart_run_for(timezone.localdate(now))
+    delivery, created = Delivery.objects.get_or_create(
+        run=run,
+        client=client,
+        defaults={
+            "status": DeliveryStatus.DELIVERED,
+            "attempts": 1,
+            "next_attempt_at": now,
+            "delivered_at": now,
+            "push": False,
+            "scan_after": scan_after,
+        },
+    )
+    if not created:
+        # Restarted again the same day: the same record, handed over again.
+        Delivery.objects.filter(pk=delivery.pk).update(
+            attempts=F("attempts") + 1, delivered_at=now, status=DeliveryStatus.DELIVERED, scan_after=scan_after
+        )
+        delivery.refresh_from_db()
+    # Told to update now: the client's other open deliveries are moot.
+    Delivery.objects.filter(client=client, status__in=OPEN_STATUSES).exclude(pk=delivery.pk).update(
+        status=DeliveryStatus.SUPERSEDED, claim_token="", lease_expires_at=None
+    )
+    return delivery
+
+
+def _on_component_version_added(sender, version: ComponentVersion, **kwargs) -> None:
+    run_create_for_event(version=version)
+
+
+component_version_added.connect(_on_component_version_added, dispatch_uid="updates_app.runs.event_run")

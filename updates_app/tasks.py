@@ -1,0 +1,62 @@
+"""Celery tasks of the delivery engine: thin wrappers around updates_app.delivery.
+
+Beat runs ``dispatch_deliveries`` every few seconds; it claims due rows in
+batches and enqueues one ``send_batch`` per batch (never one task per client).
+Nothing waits in the broker: a retry is a row whose next_attempt_at lies in
+the future, so an emptied Redis or a killed worker loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+from django.db import transaction
+
+from updates_app.delivery import (
+    deliveries_claim,
+    deliveries_claimed,
+    deliveries_give_up_exhausted,
+    deliveries_in_flight,
+    deliveries_record_outcomes,
+)
+from updates_app.notify import notifications_send, outgoing_for
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="updates_app.tasks.dispatch_deliveries", ignore_result=True)
+def dispatch_deliveries() -> int:
+    """Claim due deliveries and hand each batch to a send task; returns the number claimed."""
+    deliveries_give_up_exhausted()
+    size = settings.NOTIFY_BATCH_SIZE
+    in_flight = -(-deliveries_in_flight() // size)
+    claimed = 0
+    for _ in range(settings.NOTIFY_MAX_BATCHES_IN_FLIGHT - in_flight):
+        claim = deliveries_claim(limit=settings.NOTIFY_BATCH_SIZE)
+        if claim is None:
+            break
+        claimed += len(claim.delivery_ids)
+        # The claim is committed (deliveries_claim is atomic); enqueue after any
+        # outer transaction too, so the worker sees the rows.
+        transaction.on_commit(lambda token=claim.token: send_batch.delay(token))
+    if claimed:
+        logger.info("claimed %d deliveries", claimed)
+    return claimed
+
+
+@shared_task(name="updates_app.tasks.send_batch", ignore_result=True)
+def send_batch(token: str) -> int:
+    """Post one claimed batch and record every outcome in bulk; returns the number posted."""
+    items = [
+        outgoing_for(delivery_id=pk, run_id=run_id, scan_after=scan, client_guid=guid, ip_address=ip, port=port)
+        for pk, run_id, scan, guid, ip, port in deliveries_claimed(token=token)
+    ]
+    outcomes = notifications_send(items)
+    deliveries_record_outcomes(token=token, outcomes=outcomes)
+    if len(items) >= settings.NOTIFY_BATCH_SIZE:
+        # A full batch suggests more are due: claim the next one now rather
+        # than at the next beat.
+        dispatch_deliveries.delay()
+    return len(items)
