@@ -1,0 +1,175 @@
+"""Reliability with real processes: a SIGKILLed worker, an emptied Redis, two workers at once.
+
+These need Redis (the broker shared with worker processes) and PostgreSQL (a
+database other processes can open; the SQLite test database is in memory).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import pytest
+from django.db import connection
+
+from agents_app.models import Client
+from console.celery import app
+from updates_app.delivery import deliveries_claim
+from updates_app.models import Delivery, DeliveryStatus, RunTrigger, UpdateRun
+from updates_app.runs import deliveries_create
+from updates_app.tasks import dispatch_deliveries
+
+from .workers import Worker
+
+pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
+
+UNFINISHED = [DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.RETRYING]
+
+
+def new_run() -> UpdateRun:
+    run = UpdateRun.objects.create(trigger=RunTrigger.MANUAL)
+    deliveries_create(run=run, clients=Client.objects.all())
+    return run
+
+
+def play_beat_until_done(*, timeout: float) -> None:
+    """Enqueue the dispatcher every half second until no delivery is unfinished."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not Delivery.objects.filter(status__in=UNFINISHED).exists():
+            return
+        dispatch_deliveries.delay()
+        time.sleep(0.5)
+    left = Counter(Delivery.objects.values_list("status", flat=True))
+    raise AssertionError(f"deliveries still unfinished after {timeout} s: {left}")
+
+
+@pytest.fixture
+def purged_broker():
+    app.control.purge()
+    yield
+    app.control.purge()
+
+
+@pytest.fixture
+def workers(tmp_path):
+    started: list[Worker] = []
+
+    def start(name: str, **env: str) -> Worker:
+        worker = Worker(tmp_path, name, **env)
+        started.append(worker)
+        return worker.wait_ready()
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_only_the_interrupted_attempts(
+    make_client, workers, purged_broker
+):
+    # given: slow agents, so a batch of 20 takes about 1.5 s at 4 in flight
+    agents = [make_client(delay=0.3).agent for _ in range(30)]
+    down = [make_client(down=True) for _ in range(2)]
+    small_batches = {"NOTIFY_BATCH_SIZE": "20", "NOTIFY_CONCURRENCY": "4"}
+    first = workers("first", **small_batches)
+    run = new_run()
+    dispatch_deliveries.delay()
+    # when: the worker is SIGKILLed while its first batch is half posted
+    deadline = time.monotonic() + 15
+    while sum(len(a.received) for a in agents) < 6 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    first.kill()
+    received_before_kill = sum(len(a.received) for a in agents)
+    assert 6 <= received_before_kill < 20
+    assert Delivery.objects.filter(status=DeliveryStatus.SENDING).exists()
+    workers("second", **small_batches)
+    play_beat_until_done(timeout=25)
+    # then: everything finished, nothing beyond the maximum
+    deliveries = {d.client.listener_port: d for d in run.deliveries.select_related("client")}
+    assert all(d.attempts <= 5 for d in deliveries.values())
+    assert {deliveries[c.listener_port].status for c in down} == {DeliveryStatus.GAVE_UP}
+    assert {deliveries[c.listener_port].attempts for c in down} == {5}
+    # The batch being posted when the worker died: the first 20 rows claimed.
+    killed_batch = set(run.deliveries.order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:20])
+    repeated = set()
+    for agent in agents:
+        delivery = deliveries[agent.port]
+        assert delivery.status == DeliveryStatus.DELIVERED
+        copies = Counter(agent.message_ids)[f"dlv_{delivery.pk}"]
+        assert copies in (1, 2)
+        if copies == 2:
+            repeated.add(delivery.pk)
+    second_attempts = {d.pk for d in deliveries.values() if d.attempts == 2}
+    # Only attempts cut short by the kill were seen again; each counted once,
+    # and the killed batch was re-claimed after its lease.
+    assert repeated <= second_attempts <= killed_batch
+    assert second_attempts
+
+
+@pytest.mark.django_db(transaction=True)
+def test_flushing_redis_while_deliveries_wait_loses_nothing(make_client, workers, purged_broker, settings):
+    import redis
+
+    agents = [make_client().agent for _ in range(30)]
+    settings.NOTIFY_BATCH_SIZE = 10
+    settings.NOTIFY_MAX_BATCHES_IN_FLIGHT = 2
+    settings.NOTIFY_LEASE_SECONDS = 3
+    run = new_run()
+    # given: two batches claimed and queued in Redis, ten rows still pending
+    assert dispatch_deliveries() == 20
+    broker = redis.Redis.from_url(settings.REDIS_URL)
+    assert broker.llen("celery") >= 2
+    # when: Redis restarts empty
+    broker.flushall()
+    assert broker.llen("celery") == 0
+    workers("after-flush", NOTIFY_BATCH_SIZE="10")
+    play_beat_until_done(timeout=25)
+    # then: every delivery arrived once; the lost batches came back after their lease
+    statuses = Counter(run.deliveries.values_list("status", flat=True))
+    assert statuses == {DeliveryStatus.DELIVERED: 30}
+    assert all(len(agent.received) == 1 for agent in agents)
+    attempts = Counter(run.deliveries.values_list("attempts", flat=True))
+    assert attempts == {2: 20, 1: 10}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_dispatching_at_once_never_attempt_a_delivery_twice(make_client, workers, purged_broker):
+    agents = [make_client().agent for _ in range(200)]
+    env = {"NOTIFY_BATCH_SIZE": "10", "NOTIFY_MAX_BATCHES_IN_FLIGHT": "40", "NOTIFY_LEASE_SECONDS": "60"}
+    workers("one", **env)
+    workers("two", **env)
+    run = new_run()
+    for _ in range(8):
+        dispatch_deliveries.delay()
+    play_beat_until_done(timeout=25)
+    assert Counter(run.deliveries.values_list("status", "attempts")) == {(DeliveryStatus.DELIVERED, 1): 200}
+    assert all(len(agent.received) == 1 for agent in agents)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_claims_on_postgresql_skip_each_others_rows(make_client):
+    for _ in range(60):
+        make_client()
+    new_run()
+    barrier = threading.Barrier(4)
+    claimed: list[list[int]] = []
+
+    def claim_all() -> None:
+        mine: list[int] = []
+        barrier.wait()
+        while (claim := deliveries_claim(limit=5)) is not None:
+            mine += claim.delivery_ids
+        claimed.append(mine)
+        connection.close()
+
+    threads = [threading.Thread(target=claim_all) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    every = [pk for mine in claimed for pk in mine]
+    assert len(every) == len(set(every)) == 60
+    assert sum(1 for mine in claimed if mine) >= 2

@@ -1,0 +1,76 @@
+"""Real Celery worker processes for the reliability tests.
+
+Each worker is ``celery -A console worker --pool solo`` in its own process,
+pointed at the test database (pytest-django's test_<name>) and the test's
+Redis, with short lease and retry settings. The test itself plays beat: it
+enqueues the dispatcher every half second (an embedded beat would survive a
+SIGKILL of the worker as an orphan).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+
+CELERY = str(Path(sys.executable).parent / "celery")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def database_url() -> str:
+    db = settings.DATABASES["default"]
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+class Worker:
+    def __init__(self, tmp_path: Path, name: str, **env: str) -> None:
+        self.log = tmp_path / f"{name}.log"
+        environment = {
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "REDIS_URL": settings.REDIS_URL,
+            "SECRET_KEY": settings.SECRET_KEY,
+            "CONSOLE_VAR_DIR": str(tmp_path / "var"),
+            "DEBUG": "true",
+            "NOTIFY_LEASE_SECONDS": "3",
+            "NOTIFY_RETRY_INTERVAL_SECONDS": "1",
+            **env,
+        }
+        with open(self.log, "wb") as out:
+            self.process = subprocess.Popen(
+                [CELERY, "-A", "console", "worker", "--pool", "solo", "--loglevel", "INFO", "-n", f"{name}@%h"],
+                cwd=ROOT,
+                env=environment,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait_ready(self, timeout: float = 20) -> Worker:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if b" ready." in self.log.read_bytes():
+                return self
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"worker did not start:\n{self.log.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no ack, no outcome recorded."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
