@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import aiohttp
@@ -85,4 +86,12 @@ def notifications_send(items: Iterable[Outgoing], *, concurrency: int | None = N
     batch = list(items)
     if not batch:
         return {}
-    return asyncio.run(_post_all(batch, concurrency=concurrency or settings.NOTIFY_CONCURRENCY))
+    job = _post_all(batch, concurrency=concurrency or settings.NOTIFY_CONCURRENCY)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(job)
+    # Called from code that already runs an event loop in this thread (an
+    # async caller, a browser-driving test): use a thread of its own.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, job).result()

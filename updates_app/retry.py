@@ -33,3 +33,10 @@ def next_attempt_after_failure(*, attempts_made: int, failed_at: dt.datetime) ->
     if not may_attempt(attempts_made):
         return None
     return failed_at + retry_interval()
+
+
+def describe() -> str:
+    """The rule in words, for the screens (the demo runs with short settings and says so)."""
+    seconds = settings.NOTIFY_RETRY_INTERVAL_SECONDS
+    interval = f"{seconds // 60} minutes" if seconds % 60 == 0 else f"{seconds} seconds"
+    return f"again every {interval}, {max_attempts()} attempts in all"

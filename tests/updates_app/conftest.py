@@ -36,7 +36,7 @@ def make_client(domain, fleet):
     def make(*, status=ConnectionStatus.ONLINE, failures=0, delay=0.0, down=False, **fields):
         client = Client.objects.create(
             domain=domain,
-            hostname=f"pc-{next(counter):05d}",
+            hostname=fields.pop("hostname", None) or f"pc-{next(counter):05d}",
             ip_address="127.0.0.1",
             status=status,
             **fields,

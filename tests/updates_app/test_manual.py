@@ -1,0 +1,136 @@
+"""The Manual Update screen: components, the two targets, confirmation, permissions."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+from django.utils import timezone
+
+from agents_app.models import Client, ConnectionStatus, Domain
+from tests.updates_app.engine import engine_round
+from updates_app.models import Component, ComponentVersion, Delivery, DeliveryStatus, RunTrigger, UpdateRun
+
+URL = reverse("updates:manual-update")
+
+
+@pytest.fixture
+def fleet_state(domain):
+    virus = Component.objects.create(slug="virus_pattern", name="Virus Pattern")
+    ComponentVersion.objects.create(component=virus, number=523, sha256="0" * 64, released_at=timezone.now())
+    branch = Domain.objects.create(name="Branch <Office>", parent=domain)
+    other = Domain.objects.create(name="Servers")
+
+    def client(name, dom, version, **kw):
+        return Client.objects.create(
+            domain=dom, hostname=name, ip_address="127.0.0.1", component_versions={"virus_pattern": version}, **kw
+        )
+
+    return {
+        "current": client("current", domain, 523),
+        "behind": client("behind", branch, "522", status=ConnectionStatus.ONLINE),
+        "unknown": client("unknown", other, "n/a"),
+        "revoked": client("revoked", other, 1, revoked_at=timezone.now()),
+        "branch": branch,
+        "other": other,
+    }
+
+
+@pytest.fixture
+def operator_client(client, staff_user):
+    staff_user.user_permissions.add(Permission.objects.get(codename="add_updaterun"))
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.mark.django_db
+def test_the_screen_lists_components_with_version_and_last_update(staff_client, fleet_state):
+    page = staff_client.get(URL).content.decode()
+    assert "Virus Pattern" in page and "523" in page
+    assert "Clients with outdated components" in page and "Manually selected clients" in page
+    # Names are escaped.
+    assert "Branch &lt;Office&gt;" in page
+    assert "may look at this page but not start updates" in page
+
+
+@pytest.mark.django_db
+def test_outdated_clients_are_confirmed_with_their_number_then_notified(operator_client, fleet_state):
+    response = operator_client.post(URL, {"target": "outdated"})
+    assert response.status_code == 200
+    assert '<strong id="confirm-count">2</strong>' in response.content.decode()
+    assert not UpdateRun.objects.exists()
+
+    response = operator_client.post(URL, {"target": "outdated", "confirm": "yes"})
+    run = UpdateRun.objects.get()
+    assert response.status_code == 302 and response["Location"] == reverse("updates:run-detail", args=[run.pk])
+    assert run.trigger == RunTrigger.MANUAL
+    assert set(run.deliveries.values_list("client__hostname", flat=True)) == {"behind", "unknown"}
+
+
+@pytest.mark.django_db
+def test_a_selected_domain_stands_for_every_client_under_it(operator_client, fleet_state, domain):
+    data = {"target": "selected", "domains": [domain.pk], "clients": [fleet_state["unknown"].pk], "confirm": "yes"}
+    operator_client.post(URL, data)
+    run = UpdateRun.objects.get()
+    assert set(run.deliveries.values_list("client__hostname", flat=True)) == {"current", "behind", "unknown"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        ({"target": "selected"}, "Select at least one domain or client"),
+        ({"target": "everyone"}, "Select a valid choice"),
+        ({"target": "selected", "clients": ["999999"]}, "Select a valid choice"),
+        ({"target": "selected", "clients": ["abc"]}, "is not a valid value"),
+    ],
+)
+def test_bad_input_is_refused_and_changes_nothing(operator_client, fleet_state, data, error):
+    response = operator_client.post(URL, {**data, "confirm": "yes"})
+    assert response.status_code == 200
+    assert error in response.content.decode()
+    assert not UpdateRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_nothing_to_notify_is_said_plainly(operator_client, fleet_state):
+    Client.objects.update(component_versions={"virus_pattern": 523})
+    response = operator_client.post(URL, {"target": "outdated", "confirm": "yes"})
+    assert "No client matches" in response.content.decode()
+    assert not UpdateRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_starting_an_update_needs_the_permission(staff_client, fleet_state):
+    response = staff_client.post(URL, {"target": "outdated", "confirm": "yes"})
+    assert response.status_code == 403
+    assert not UpdateRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_form_is_protected_against_csrf(fleet_state, staff_user):
+    from django.test import Client as HttpClient
+
+    browser = HttpClient(enforce_csrf_checks=True)
+    staff_user.user_permissions.add(Permission.objects.get(codename="add_updaterun"))
+    browser.force_login(staff_user)
+    assert browser.post(URL, {"target": "outdated", "confirm": "yes"}).status_code == 403
+    assert not UpdateRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_client_tree_can_preselect_clients(staff_client, fleet_state):
+    page = staff_client.get(URL, {"client": fleet_state["behind"].pk, "domain": fleet_state["other"].pk})
+    html = page.content.decode()
+    assert f'value="{fleet_state["behind"].pk}" id="client-{fleet_state["behind"].pk}" checked' in html
+    assert f'id="domain-{fleet_state["other"].pk}" checked' in html
+
+
+@pytest.mark.django_db
+def test_a_manual_run_goes_through_the_same_engine(operator_client, make_client):
+    reachable = make_client()
+    operator_client.post(URL, {"target": "selected", "clients": [reachable.pk], "confirm": "yes"})
+    engine_round()
+    delivery = Delivery.objects.get()
+    assert delivery.status == DeliveryStatus.DELIVERED
+    assert reachable.agent.message_ids == [f"dlv_{delivery.pk}"]

@@ -1,0 +1,88 @@
+"""Read side of the Update Summary: component standing and run progress, in bulk queries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Count, Max, Q, QuerySet
+
+from agents_app.models import Client
+from updates_app.models import Component, Delivery, DeliveryStatus, UpdateRun
+from updates_app.versions import latest_version_numbers, outdated_slugs, reported_number
+
+PROGRESS_FIELDS = ("total", "pending", "delivered", "retrying", "gave_up", "stopped", "updated")
+
+
+@dataclass(frozen=True)
+class ComponentStanding:
+    component: Component
+    latest_number: int | None
+    last_updated: object
+    outdated: int
+    clients: int
+
+    @property
+    def outdated_rate(self) -> float:
+        return self.outdated / self.clients if self.clients else 0.0
+
+
+def active_clients() -> QuerySet[Client]:
+    return Client.objects.filter(revoked_at=None)
+
+
+def outdated_client_ids() -> list[int]:
+    """Clients behind on at least one component: one pass over the fleet's reports."""
+    latest = latest_version_numbers()
+    if not latest:
+        return []
+    return [
+        pk
+        for pk, reported in active_clients().values_list("pk", "component_versions").iterator(chunk_size=2000)
+        if outdated_slugs(reported, latest)
+    ]
+
+
+def component_standings() -> list[ComponentStanding]:
+    """Per component: the server's version, its date, and how many clients are behind."""
+    components = list(Component.objects.annotate(latest=Max("versions__number"), last=Max("versions__released_at")))
+    behind = dict.fromkeys((c.slug for c in components), 0)
+    total = 0
+    for reported in active_clients().values_list("component_versions", flat=True).iterator(chunk_size=2000):
+        total += 1
+        reported = reported if isinstance(reported, dict) else {}
+        for component in components:
+            if component.latest is None:
+                continue
+            have = reported_number(reported.get(component.slug))
+            if have is None or have < component.latest:
+                behind[component.slug] += 1
+    return [
+        ComponentStanding(
+            component=c, latest_number=c.latest, last_updated=c.last, outdated=behind[c.slug], clients=total
+        )
+        for c in components
+    ]
+
+
+def runs_with_progress() -> QuerySet[UpdateRun]:
+    """Runs annotated with their deliveries' progress, counted in the same query."""
+    open_now = [DeliveryStatus.PENDING, DeliveryStatus.SENDING]
+    stopped = [DeliveryStatus.SUPERSEDED, DeliveryStatus.CANCELLED]
+    runs = UpdateRun.objects.select_related("created_by", "component_version__component")
+    return runs.order_by("-created_at", "-pk").annotate(
+        total=Count("deliveries"),
+        pending=Count("deliveries", filter=Q(deliveries__status__in=open_now)),
+        delivered=Count("deliveries", filter=Q(deliveries__status=DeliveryStatus.DELIVERED)),
+        retrying=Count("deliveries", filter=Q(deliveries__status=DeliveryStatus.RETRYING)),
+        gave_up=Count("deliveries", filter=Q(deliveries__status=DeliveryStatus.GAVE_UP)),
+        stopped=Count("deliveries", filter=Q(deliveries__status__in=stopped)),
+        updated=Count("deliveries", filter=Q(deliveries__updated_at__isnull=False)),
+    )
+
+
+def progress_of(runs) -> dict[int, dict[str, int]]:
+    return {run.pk: {field: getattr(run, field) for field in PROGRESS_FIELDS} for run in runs}
+
+
+def client_deliveries(client: Client) -> QuerySet[Delivery]:
+    return client.deliveries.select_related("run", "run__component_version__component").order_by("-created_at", "-pk")
