@@ -1,0 +1,320 @@
+#!/usr/bin/env python
+"""Fan-out benchmark: from a component download to every delivery recorded.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/<db> REDIS_URL=redis://127.0.0.1:6379/<n> \\
+        .venv/bin/python bench/fanout_bench.py --agents 10000 --reset
+
+What it does, all on loopback:
+1. starts a fleet of N agent listeners (one process, one port each; every
+   notification's signature is checked, as a reference agent does);
+2. measures the raw ceiling: a bare aiohttp client posting the same signed
+   payloads to the same agents, no database, same concurrency as one send task
+   (once before the engine and once after; the ratio uses the better one);
+3. starts a real Celery worker (prefork, 2 processes), adds a component
+   version and sends component_version_added: the event run is created, the
+   dispatcher claims batches, send tasks post them and record the outcomes;
+   the clock stops when no delivery is pending or sending any more;
+4. prints notifications/second for both and their ratio, the worker's peak
+   RSS (main process and children), and the queries of one send task at two
+   batch sizes (the count must not grow with the batch).
+
+The fleet here is a plain aiohttp listener fleet (the reference agent of the
+agent-protocol issue was not on main when this was written). The database
+named by DATABASE_URL must hold no clients, or pass --reset to empty the
+clients, runs and components in it first. Needs PostgreSQL and Redis: the
+worker is another process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+# --- The fleet (its own process) -------------------------------------------------
+
+
+def fleet_main(keys: list[bytes], conn, received) -> None:
+    """Listen on one port per key; answer 200 to a notification whose signature checks out."""
+    import socket
+
+    from aiohttp import web
+
+    from agents_app.signing import SignatureError, verify
+
+    async def serve() -> None:
+        by_port: dict[int, bytes] = {}
+
+        async def notify(request: web.Request) -> web.Response:
+            key = by_port[request.transport.get_extra_info("sockname")[1]]
+            body = await request.read()
+            try:
+                verify(key, dict(request.headers), body)
+            except SignatureError:
+                return web.Response(status=401)
+            with received.get_lock():
+                received.value += 1
+            return web.Response(status=200, text="ok")
+
+        app = web.Application()
+        app.router.add_post("/notify", notify)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        ports = []
+        for key in keys:
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sock.listen(512)
+            sock.setblocking(False)
+            site = web.SockSite(runner, sock)
+            await site.start()
+            port = sock.getsockname()[1]
+            by_port[port] = key
+            ports.append(port)
+        conn.send(ports)
+        while not conn.poll():
+            await asyncio.sleep(0.2)
+        await runner.cleanup()
+
+    asyncio.run(serve())
+
+
+# --- The raw ceiling: no database, no Celery ----------------------------------------
+
+
+async def raw_ceiling(items: list[tuple[str, bytes, dict]], concurrency: int, timeout: float) -> tuple[float, int]:
+    import aiohttp
+
+    gate = asyncio.Semaphore(concurrency)
+    ok = 0
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=True)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+
+        async def post(url: str, body: bytes, headers: dict) -> None:
+            nonlocal ok
+            async with gate, session.post(url, data=body, headers=headers) as response:
+                await response.read()
+                ok += 200 <= response.status < 300
+
+        started = time.perf_counter()
+        await asyncio.gather(*(post(*item) for item in items))
+        return time.perf_counter() - started, ok
+
+
+# --- Helpers ----------------------------------------------------------------------
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--agents", type=int, default=10_000)
+    parser.add_argument("--worker-concurrency", type=int, default=2)
+    parser.add_argument("--reset", action="store_true", help="empty clients, runs and components first")
+    parser.add_argument("--timeout", type=float, default=600, help="give up waiting after this many seconds")
+    args = parser.parse_args()
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres") or not os.environ.get("REDIS_URL"):
+        sys.exit("Set DATABASE_URL=postgres://... and REDIS_URL=redis://...: the worker is another process.")
+
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from agents_app.models import Client, ConnectionStatus, Domain
+    from agents_app.signing import client_signing_key
+    from updates_app.delivery import deliveries_claim
+    from updates_app.models import Component, ComponentVersion, Delivery, DeliveryStatus, RunTrigger, UpdateRun
+    from updates_app.notify import outgoing_for
+    from updates_app.runs import deliveries_create
+    from updates_app.signals import component_version_added
+    from updates_app.tasks import dispatch_deliveries, send_batch
+
+    call_command("migrate", verbosity=0)
+    if args.reset:
+        Delivery.objects.all().delete()
+        UpdateRun.objects.all().delete()
+        Client.objects.all().delete()
+        Component.objects.all().delete()
+    elif Client.objects.exists():
+        sys.exit("The database already holds clients: pass --reset to empty clients, runs and components first.")
+    connection.close()
+
+    n = args.agents
+    guids = [str(uuid.uuid4()) for _ in range(n)]
+    keys = [client_signing_key(g) for g in guids]
+    received = mp.get_context("fork").Value("l", 0)
+    parent_end, child_end = mp.get_context("fork").Pipe()
+    fleet = mp.get_context("fork").Process(target=fleet_main, args=(keys, child_end, received), daemon=True)
+    fleet.start()
+    ports = parent_end.recv()
+    print(f"fleet: {n} agent listeners on 127.0.0.1 (pid {fleet.pid})")
+
+    domain, _ = Domain.objects.get_or_create(name="Benchmark fleet")
+    Client.objects.bulk_create(
+        [
+            Client(
+                guid=guid,
+                domain=domain,
+                hostname=f"bench-{i:05d}",
+                ip_address="127.0.0.1",
+                listener_port=port,
+                status=ConnectionStatus.ONLINE,
+            )
+            for i, (guid, port) in enumerate(zip(guids, ports, strict=True))
+        ],
+        batch_size=2000,
+    )
+
+    # 1. The raw ceiling: the same signed payloads, a bare aiohttp client.
+    concurrency = settings.NOTIFY_CONCURRENCY
+    items = []
+    for i, (guid, port) in enumerate(zip(guids, ports, strict=True)):
+        out = outgoing_for(
+            delivery_id=i + 1, run_id=1, scan_after=False, client_guid=guid, ip_address="127.0.0.1", port=port
+        )
+        items.append((out.url, out.body, out.headers))
+    raw_seconds, raw_ok = asyncio.run(raw_ceiling(items, concurrency, settings.NOTIFY_TIMEOUT_SECONDS))
+    assert raw_ok == n, f"raw client: only {raw_ok} of {n} answered 2xx"
+    raw_rate = n / raw_seconds
+    print(f"raw ceiling: {n} notifications in {raw_seconds:.2f} s = {raw_rate:,.0f}/s (concurrency {concurrency})")
+
+    # 2. The engine, end to end through a real worker.
+    received.value = 0
+    (ROOT / "var").mkdir(exist_ok=True)
+    log = open(ROOT / "var" / "fanout-bench-worker.log", "wb")  # noqa: SIM115 - closed below
+    worker = subprocess.Popen(  # noqa: S603 - our own celery, fixed arguments
+        [
+            str(Path(sys.executable).parent / "celery"),
+            "-A",
+            "console",
+            "worker",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            str(args.worker_concurrency),
+            "--loglevel",
+            "WARNING",
+            "-n",
+            f"bench-{os.getpid()}@%h",
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        from console.celery import app
+
+        app.control.purge()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not app.control.ping(timeout=0.5):
+            pass
+        peak = {"main": 0.0, "children": 0.0, "total": 0.0}
+        started = time.perf_counter()
+        with transaction.atomic():
+            component = Component.objects.create(slug="virus_pattern", name="Virus Pattern")
+            version = ComponentVersion.objects.create(
+                component=component, number=1, sha256="0" * 64, released_at=timezone.now()
+            )
+        # As the components service does: after commit.
+        component_version_added.send(sender=None, version=version)
+        created = time.perf_counter() - started
+        run = UpdateRun.objects.get(component_version=version)
+        next_beat = time.monotonic() + settings.NOTIFY_DISPATCH_INTERVAL_SECONDS
+        while True:
+            main_rss = rss_mb(worker.pid)
+            child_rss = sum(rss_mb(c) for c in children_of(worker.pid))
+            peak["main"] = max(peak["main"], main_rss)
+            peak["children"] = max(peak["children"], child_rss)
+            peak["total"] = max(peak["total"], main_rss + child_rss)
+            open_rows = run.deliveries.filter(status__in=[DeliveryStatus.PENDING, DeliveryStatus.SENDING]).count()
+            if open_rows == 0:
+                break
+            if time.monotonic() >= next_beat:  # stand in for beat
+                dispatch_deliveries.delay()
+                next_beat += settings.NOTIFY_DISPATCH_INTERVAL_SECONDS
+            if time.perf_counter() - started > args.timeout:
+                sys.exit(f"timed out with {open_rows} deliveries open")
+            time.sleep(0.1)
+        engine_seconds = time.perf_counter() - started
+        delivered = run.deliveries.filter(status=DeliveryStatus.DELIVERED).count()
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        log.close()
+    engine_rate = n / engine_seconds
+    print(
+        f"engine: {n} deliveries from download to recorded in {engine_seconds:.2f} s = {engine_rate:,.0f}/s "
+        f"(run and {n} rows created in {created:.2f} s; {delivered} delivered; agents saw {received.value})"
+    )
+    # The machine is shared: measure the ceiling again now and compare with
+    # the better of the two, so noise never flatters the engine.
+    after_seconds, after_ok = asyncio.run(raw_ceiling(items, concurrency, settings.NOTIFY_TIMEOUT_SECONDS))
+    assert after_ok == n, f"raw client: only {after_ok} of {n} answered 2xx"
+    after_rate = n / after_seconds
+    print(f"raw ceiling again: {n} notifications in {after_seconds:.2f} s = {after_rate:,.0f}/s")
+    best = max(raw_rate, after_rate)
+    print(f"ratio engine / best raw ceiling: {engine_rate / best:.2f}")
+    print(
+        f"worker peak RSS: main {peak['main']:.0f} MB, {args.worker_concurrency} pool processes "
+        f"{peak['children']:.0f} MB, total {peak['total']:.0f} MB"
+    )
+
+    # 3. Queries of one send task, at two batch sizes.
+    def queries_for(size: int) -> tuple[int, int]:
+        extra = UpdateRun.objects.create(trigger=RunTrigger.MANUAL)
+        deliveries_create(
+            run=extra,
+            clients=Client.objects.order_by("pk")[:size]
+            .values("pk")
+            .model.objects.filter(pk__in=Client.objects.order_by("pk").values_list("pk", flat=True)[:size]),
+        )
+        with CaptureQueriesContext(connection) as claim_queries:
+            claim = deliveries_claim(limit=size)
+        with CaptureQueriesContext(connection) as send_queries:
+            send_batch(claim.token)
+        return len(claim_queries.captured_queries), len(send_queries.captured_queries)
+
+    for size in (100, min(1000, n)):
+        claim_q, send_q = queries_for(size)
+        print(f"batch of {size}: claim {claim_q} queries, send task {send_q} queries")
+    parent_end.send("stop")
+    fleet.join(10)
+
+
+if __name__ == "__main__":
+    main()
