@@ -246,3 +246,22 @@ def test_the_dispatcher_on_a_real_worker_delivers_an_event_run(celery_worker, ma
     statuses = dict(Delivery.objects.values_list("client_id", "status"))
     assert statuses == {c.pk: DeliveryStatus.DELIVERED for c in clients} | {down.pk: DeliveryStatus.RETRYING}
     assert all(len(c.agent.received) == 1 for c in clients)
+
+
+@pytest.mark.django_db
+def test_a_delivery_planned_inside_a_window_is_sent_when_due_and_retried_under_the_same_rule(make_client):
+    # How scheduled runs use the engine: rows with spread next_attempt_at.
+    client = make_client(failures=1)
+    run = UpdateRun.objects.create(trigger=RunTrigger.SCHEDULE)
+    with time_machine.travel(NOW, tick=False) as clock:
+        deliveries_create(run=run, clients=Client.objects.all(), next_attempt_at=NOW + dt.timedelta(minutes=40))
+        assert engine_round() == 0
+        clock.move_to(NOW + dt.timedelta(minutes=40))
+        assert engine_round() == 1
+        clock.move_to(NOW + dt.timedelta(minutes=54))
+        assert engine_round() == 0
+        clock.move_to(NOW + dt.timedelta(minutes=55))
+        assert engine_round() == 1
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.DELIVERED, 2)
+    assert len(client.agent.received) == 1
