@@ -241,6 +241,7 @@ def main() -> None:
         while time.monotonic() < deadline and not app.control.ping(timeout=0.5):
             pass
         peak = {"main": 0.0, "children": 0.0, "total": 0.0}
+        marks: dict[float, float] = {}
         started = time.perf_counter()
         with transaction.atomic():
             component = Component.objects.create(slug="virus_pattern", name="Virus Pattern")
@@ -259,6 +260,10 @@ def main() -> None:
             peak["children"] = max(peak["children"], child_rss)
             peak["total"] = max(peak["total"], main_rss + child_rss)
             open_rows = run.deliveries.filter(status__in=[DeliveryStatus.PENDING, DeliveryStatus.SENDING]).count()
+            done_share = 1 - open_rows / n
+            for mark in (0.01, 0.5, 0.9):
+                if done_share >= mark and mark not in marks:
+                    marks[mark] = time.perf_counter() - started
             if open_rows == 0:
                 break
             if time.monotonic() >= next_beat:  # stand in for beat
@@ -281,6 +286,7 @@ def main() -> None:
         f"engine: {n} deliveries from download to recorded in {engine_seconds:.2f} s = {engine_rate:,.0f}/s "
         f"(run and {n} rows created in {created:.2f} s; {delivered} delivered; agents saw {received.value})"
     )
+    print("  recorded: " + ", ".join(f"{int(m * 100)}% after {t:.2f} s" for m, t in sorted(marks.items())))
     # The machine is shared: measure the ceiling again now and compare with
     # the better of the two, so noise never flatters the engine.
     after_seconds, after_ok = asyncio.run(raw_ceiling(items, concurrency, settings.NOTIFY_TIMEOUT_SECONDS))
