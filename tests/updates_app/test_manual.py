@@ -134,3 +134,23 @@ def test_a_manual_run_goes_through_the_same_engine(operator_client, make_client)
     delivery = Delivery.objects.get()
     assert delivery.status == DeliveryStatus.DELIVERED
     assert reachable.agent.message_ids == [f"dlv_{delivery.pk}"]
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_an_administrator_notifies_selected_clients_through_the_browser(logged_in_page, live_server, make_client):
+    page = logged_in_page
+    chosen = make_client(hostname="reception-pc")
+    make_client(hostname="lab-pc")
+    page.goto(f"{live_server.url}{URL}")
+    page.check("#id_target_1")  # Manually selected clients
+    page.check(f"#client-{chosen.pk}")
+    page.click("text=Initiate Component Update")
+    assert page.inner_text("#confirm-count") == "1"
+    page.click("button:has-text('OK')")
+    page.wait_for_url("**/updates/runs/*/")
+    assert "Asked 1 client(s) to update now." in page.inner_text("main")
+    run = UpdateRun.objects.get()
+    assert list(run.deliveries.values_list("client__hostname", flat=True)) == ["reception-pc"]
+    page.goto(f"{live_server.url}{reverse('updates:summary')}")
+    page.screenshot(path="/tmp/wt6-summary.png", full_page=True)
