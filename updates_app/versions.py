@@ -1,8 +1,10 @@
 """Which clients are behind: the server's latest component versions vs what agents report.
 
-Agents report ``{component slug: version number}`` (an int, or the number as a
-string). A client that reports no number, or one we cannot read, for a
-component the server has is counted as outdated: nothing shows it is current.
+Agents report ``{component slug: version}``: the number (an int, or digits in
+a string) or its display label ("18.523.00"), read with the components
+service's ``parse_version_label`` (agent protocol, issue 5). A client that
+reports nothing, or something we cannot read, for a component the server has
+is counted as outdated: nothing shows it is current.
 """
 
 from __future__ import annotations
@@ -23,9 +25,18 @@ def reported_number(value) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if not isinstance(value, str):
+        return None
+    if value.strip().isdigit():
         return int(value.strip())
-    return None
+    try:
+        from updates_app.components import parse_version_label
+    except ImportError:  # the components service is not installed
+        return None
+    try:
+        return parse_version_label(value)
+    except Exception:  # noqa: BLE001 - any unreadable label counts as "not current"
+        return None
 
 
 def outdated_slugs(reported: dict | None, latest: dict[str, int]) -> list[str]:

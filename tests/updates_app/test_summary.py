@@ -154,3 +154,17 @@ def test_run_progress_refreshes_without_a_full_reload(logged_in_page, live_serve
     page.wait_for_function("document.querySelectorAll('#deliveries .badge.text-bg-success').length === 2", timeout=8000)
     assert page.evaluate("window.notReloaded") is True
     page.screenshot(path="/tmp/wt6-run-page.png", full_page=True)
+
+
+def test_reported_versions_are_read_as_numbers():
+    from updates_app.versions import outdated_slugs, reported_number
+
+    assert reported_number(523) == 523
+    assert reported_number(" 523 ") == 523
+    assert reported_number(True) is None
+    assert reported_number(None) is None
+    assert reported_number("not a version") is None
+    latest = {"virus_pattern": 523, "scan_engine": 7}
+    assert outdated_slugs({"virus_pattern": "523", "scan_engine": 8}, latest) == []
+    assert outdated_slugs({"virus_pattern": 522}, latest) == ["virus_pattern", "scan_engine"]
+    assert outdated_slugs("garbage", latest) == ["virus_pattern", "scan_engine"]
