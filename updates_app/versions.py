@@ -35,7 +35,8 @@ def reported_number(value) -> int | None:
         return None
     try:
         return parse_version_label(value)
-    except Exception:  # noqa: BLE001 - any unreadable label counts as "not current"
+    except Exception:
+        # Any unreadable label counts as "not current".
         return None
 
 
