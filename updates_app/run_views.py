@@ -17,14 +17,14 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
-from agents_app.models import Client, Domain
+from agents_app import tree
+from agents_app.models import Client
 from updates_app import retry
 from updates_app.manual import SELECTED, ManualUpdateForm
 from updates_app.models import DeliveryStatus, UpdateRun
 from updates_app.runs import run_cancel, run_create_manual
 from updates_app.summary import client_deliveries, component_standings, progress_of, runs_with_progress
 
-CLIENT_PICK_LIMIT = 100
 MANUAL_CRUMBS = ["Updates", "Networked Computers", "Manual Update"]
 
 
@@ -34,58 +34,53 @@ def _require(request: HttpRequest, perm: str) -> None:
 
 
 def manual_update(request: HttpRequest) -> HttpResponse:
-    """List the server's components; ask outdated or selected clients to update now (with a confirmation)."""
-    form = ManualUpdateForm(request.POST or None, initial=_preselection(request))
+    """List the server's components; ask outdated or selected clients to update now (with a confirmation).
+
+    The client tree may link here with its ticks (?root=1 / ?domain=.. / ?client=..):
+    that goes straight to the confirmation.
+    """
+    preselected = request.method == "GET" and any(k in request.GET for k in ("root", "domain", "client"))
     if request.method == "POST":
         _require(request, "updates_app.add_updaterun")
-        if form.is_valid():
-            clients = form.chosen_clients()
-            count = clients.count()
-            if count == 0:
-                form.add_error(None, "No client matches: nothing to notify.")
-            elif request.POST.get("confirm") == "yes":
-                run = run_create_manual(created_by=request.user, clients=clients)
-                messages.success(request, f"Asked {count} client(s) to update now.")
-                return redirect("updates:run-detail", pk=run.pk)
-            else:
-                return render(
-                    request,
-                    "updates_app/manual_confirm.html",
-                    {
-                        "form": form,
-                        "count": count,
-                        "retry_rule": retry.describe(),
-                        "nav": "updates",
-                        "breadcrumb": MANUAL_CRUMBS,
-                    },
-                )
-    search = request.GET.get("q", "").strip()
-    picks = Client.objects.filter(revoked_at=None).select_related("domain").order_by("hostname")
-    if search:
-        picks = picks.filter(Q(hostname__icontains=search) | Q(ip_address__startswith=search))
+        form = ManualUpdateForm(request.POST)
+    elif preselected:
+        data = request.GET.copy()
+        data["target"] = SELECTED
+        form = ManualUpdateForm(data)
+    else:
+        form = ManualUpdateForm()
+    if form.is_bound and form.is_valid():
+        clients = form.chosen_clients()
+        count = clients.count()
+        if count == 0:
+            form.add_error(None, "No client matches: nothing to notify.")
+        elif request.method == "POST" and request.POST.get("confirm") == "yes":
+            run = run_create_manual(created_by=request.user, clients=clients)
+            messages.success(request, f"Asked {count} client(s) to update now.")
+            return redirect("updates:run-detail", pk=run.pk)
+        else:
+            context = {
+                "form": form,
+                "count": count,
+                "selection": form.selection,
+                "hidden": form.hidden_selection(),
+                "retry_rule": retry.describe(),
+                "can_notify": request.user.has_perm("updates_app.add_updaterun"),
+                "nav": "updates",
+                "breadcrumb": MANUAL_CRUMBS,
+            }
+            return render(request, "updates_app/manual_confirm.html", context)
     context = {
         "form": form,
         "standings": component_standings(),
-        "domains": Domain.objects.all(),
-        "picks": picks[:CLIENT_PICK_LIMIT],
-        "pick_limit": CLIENT_PICK_LIMIT,
-        "search": search,
+        "domains": list(tree.top_level_domains()),
         "can_notify": request.user.has_perm("updates_app.add_updaterun"),
-        "selected_domains": {str(v) for v in form["domains"].value() or []},
-        "selected_clients": {str(v) for v in form["clients"].value() or []},
+        "can_browse_tree": request.user.has_perm("agents_app.view_client")
+        or request.user.has_perm("agents_app.change_client"),
         "nav": "updates",
         "breadcrumb": MANUAL_CRUMBS,
     }
     return render(request, "updates_app/manual_update.html", context)
-
-
-def _preselection(request: HttpRequest) -> dict:
-    """The client tree may link here with ?client=..&domain=.. to preselect its ticks."""
-    clients = [v for v in request.GET.getlist("client") if v.isdigit()]
-    domains = [v for v in request.GET.getlist("domain") if v.isdigit()]
-    if clients or domains:
-        return {"target": SELECTED, "clients": clients, "domains": domains}
-    return {}
 
 
 @require_GET

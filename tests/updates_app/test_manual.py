@@ -48,8 +48,6 @@ def test_the_screen_lists_components_with_version_and_last_update(staff_client, 
     page = staff_client.get(URL).content.decode()
     assert "Virus Pattern" in page and "523" in page
     assert "Clients with outdated components" in page and "Manually selected clients" in page
-    # Names are escaped.
-    assert "Branch &lt;Office&gt;" in page
     assert "may look at this page but not start updates" in page
 
 
@@ -69,7 +67,7 @@ def test_outdated_clients_are_confirmed_with_their_number_then_notified(operator
 
 @pytest.mark.django_db
 def test_a_selected_domain_stands_for_every_client_under_it(operator_client, fleet_state, domain):
-    data = {"target": "selected", "domains": [domain.pk], "clients": [fleet_state["unknown"].pk], "confirm": "yes"}
+    data = {"target": "selected", "domain": [domain.pk], "client": [fleet_state["unknown"].pk], "confirm": "yes"}
     operator_client.post(URL, data)
     run = UpdateRun.objects.get()
     assert set(run.deliveries.values_list("client__hostname", flat=True)) == {"current", "behind", "unknown"}
@@ -81,8 +79,9 @@ def test_a_selected_domain_stands_for_every_client_under_it(operator_client, fle
     [
         ({"target": "selected"}, "Select at least one domain or client"),
         ({"target": "everyone"}, "Select a valid choice"),
-        ({"target": "selected", "clients": ["999999"]}, "Select a valid choice"),
-        ({"target": "selected", "clients": ["abc"]}, "is not a valid value"),
+        ({"target": "selected", "client": ["999999"]}, "do not exist (any more): 999999"),
+        ({"target": "selected", "client": ["abc"]}, "names clients that do not exist"),
+        ({"target": "selected", "domain": ["999999"]}, "Domains with these ids do not exist"),
     ],
 )
 def test_bad_input_is_refused_and_changes_nothing(operator_client, fleet_state, data, error):
@@ -119,17 +118,29 @@ def test_the_form_is_protected_against_csrf(fleet_state, staff_user):
 
 
 @pytest.mark.django_db
-def test_the_client_tree_can_preselect_clients(staff_client, fleet_state):
-    page = staff_client.get(URL, {"client": fleet_state["behind"].pk, "domain": fleet_state["other"].pk})
+def test_the_client_tree_can_link_its_ticks_straight_to_the_confirmation(operator_client, fleet_state):
+    # Domain "Servers" holds "unknown" and the revoked client (never notified).
+    page = operator_client.get(URL, {"client": fleet_state["behind"].pk, "domain": fleet_state["other"].pk})
     html = page.content.decode()
-    assert f'value="{fleet_state["behind"].pk}" id="client-{fleet_state["behind"].pk}" checked' in html
-    assert f'id="domain-{fleet_state["other"].pk}" checked' in html
+    assert '<strong id="confirm-count">2</strong>' in html
+    assert f'name="domain" value="{fleet_state["other"].pk}"' in html
+    assert f'name="client" value="{fleet_state["behind"].pk}"' in html
+    assert not UpdateRun.objects.exists()
+    everyone = operator_client.get(URL, {"root": "1"}).content.decode()
+    assert '<strong id="confirm-count">3</strong>' in everyone
+
+
+@pytest.mark.django_db
+def test_domain_names_in_the_tree_are_escaped(superuser_client, fleet_state):
+    Domain.objects.create(name="<script>x</script>")
+    page = superuser_client.get(URL).content.decode()
+    assert "&lt;script&gt;x&lt;/script&gt;" in page and "<script>x</script>" not in page
 
 
 @pytest.mark.django_db
 def test_a_manual_run_goes_through_the_same_engine(operator_client, make_client):
     reachable = make_client()
-    operator_client.post(URL, {"target": "selected", "clients": [reachable.pk], "confirm": "yes"})
+    operator_client.post(URL, {"target": "selected", "client": [reachable.pk], "confirm": "yes"})
     engine_round()
     delivery = Delivery.objects.get()
     assert delivery.status == DeliveryStatus.DELIVERED
@@ -143,8 +154,10 @@ def test_an_administrator_notifies_selected_clients_through_the_browser(logged_i
     chosen = make_client(hostname="reception-pc")
     make_client(hostname="lab-pc")
     page.goto(f"{live_server.url}{URL}")
-    page.check("#id_target_1")  # Manually selected clients
-    page.check(f"#client-{chosen.pk}")
+    # Expand the domain in the client tree and tick one client.
+    page.click(f'[data-domain="{chosen.domain_id}"] .tree-toggle')
+    page.check(f'input[name="client"][value="{chosen.pk}"]')
+    assert page.is_checked("#id_target_1")  # ticking means "manually selected clients"
     page.click("text=Initiate Component Update")
     assert page.inner_text("#confirm-count") == "1"
     page.click("button:has-text('OK')")
