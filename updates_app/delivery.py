@@ -135,6 +135,14 @@ def deliveries_claimed(*, token: str):
     """The rows held under ``token``, with what a send needs, in one query."""
     return (
         Delivery.objects.filter(claim_token=token, status=DeliveryStatus.SENDING)
-        .values_list("pk", "run_id", "scan_after", "client__guid", "client__ip_address", "client__listener_port")
+        .values_list(
+            "pk",
+            "run_id",
+            "run__scan_after",
+            "no_scan",
+            "client__guid",
+            "client__ip_address",
+            "client__listener_port",
+        )
         .order_by("pk")
     )

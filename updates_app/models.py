@@ -268,8 +268,10 @@ class Delivery(models.Model):
     # False: the client cannot be reached (behind NAT); it gets the delivery
     # in its next check-in answer and is never pushed to.
     push = models.BooleanField(default=True)
-    # What this client is asked: scan after updating (never for roaming clients).
-    scan_after = models.BooleanField(default=False)
+    # This client is not asked to scan even when its run asks for it: roaming
+    # clients never are (SPEC 3.2). The notification says scan_after =
+    # run.scan_after and not no_scan.
+    no_scan = models.BooleanField(default=False)
     delivered_at = models.DateTimeField(null=True, blank=True)
     # The client reported it updated in answer to this notification.
     updated_at = models.DateTimeField(null=True, blank=True)

@@ -36,7 +36,9 @@ def payload_for(*, delivery_id: int, run_id: int, scan_after: bool) -> dict:
 
 def notification_payload(delivery: Delivery) -> dict:
     """The body of a notification, pushed or handed over at check-in (one format)."""
-    return payload_for(delivery_id=delivery.pk, run_id=delivery.run_id, scan_after=delivery.scan_after)
+    return payload_for(
+        delivery_id=delivery.pk, run_id=delivery.run_id, scan_after=delivery.run.scan_after and not delivery.no_scan
+    )
 
 
 @transaction.atomic
@@ -58,9 +60,9 @@ def deliveries_hand_over(*, client: Client) -> list[Delivery]:
     # Read back by the stamp just written: only rows this update won, so a
     # row claimed by a worker in between is never handed over twice.
     return list(
-        Delivery.objects.filter(client=client, status=DeliveryStatus.DELIVERED, delivered_at=now).order_by(
-            "run__created_at", "pk"
-        )
+        Delivery.objects.select_related("run")
+        .filter(client=client, status=DeliveryStatus.DELIVERED, delivered_at=now)
+        .order_by("run__created_at", "pk")
     )
 
 

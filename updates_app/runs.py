@@ -52,21 +52,18 @@ def deliveries_create(
     run: UpdateRun,
     clients: QuerySet[Client],
     next_attempt_at: dt.datetime | None = None,
-    scan_after: bool | None = None,
 ) -> int:
     """One delivery per client of ``run``, in one INSERT ... SELECT; supersedes their older open deliveries.
 
     Unreachable clients get ``push=False``: they receive it at check-in.
-    Roaming clients are never asked to scan. Returns the number created.
+    Roaming clients get ``no_scan``: never asked to scan. Returns the number created.
     """
-    when = next_attempt_at or timezone.now()
-    scan = run.scan_after if scan_after is None else scan_after
-    created = _insert_deliveries(run=run, clients=clients, when=when, scan=scan)
+    created = _insert_deliveries(run=run, clients=clients, when=next_attempt_at or timezone.now())
     deliveries_supersede_older(run=run)
     return created
 
 
-def _insert_deliveries(*, run: UpdateRun, clients: QuerySet[Client], when: dt.datetime, scan: bool) -> int:
+def _insert_deliveries(*, run: UpdateRun, clients: QuerySet[Client], when: dt.datetime) -> int:
     """The rows are built by the database from the client query: no row travels through Python.
 
     Columns this function does not decide get their model default, so a field
@@ -81,7 +78,7 @@ def _insert_deliveries(*, run: UpdateRun, clients: QuerySet[Client], when: dt.da
         "next_attempt_at": ("%s", [when]),
         "created_at": ("%s", [timezone.now()]),
         "push": ("(c.dl_status <> %s)", [ConnectionStatus.UNREACHABLE]),
-        "scan_after": ("(%s AND c.dl_status <> %s)", [scan, ConnectionStatus.ROAMING]),
+        "no_scan": ("(c.dl_status = %s)", [ConnectionStatus.ROAMING]),
     }
     columns, values, params = [], [], []
     for field in Delivery._meta.concrete_fields:
@@ -161,14 +158,15 @@ def run_cancel(*, run: UpdateRun, cancelled_by) -> int:
     return stopped
 
 
-def _restart_run_for(day: dt.date) -> UpdateRun:
-    key = f"restart:{day.isoformat()}"
+def _restart_run_for(day: dt.date, *, scan_after: bool) -> UpdateRun:
+    # One run per day (and per scan option, should it change during the day).
+    key = f"restart:{day.isoformat()}:{'scan' if scan_after else 'update'}"
     run = UpdateRun.objects.filter(window_key=key).first()
     if run:
         return run
     try:
         with transaction.atomic():
-            return UpdateRun.objects.create(trigger=RunTrigger.RESTART, window_key=key)
+            return UpdateRun.objects.create(trigger=RunTrigger.RESTART, window_key=key, scan_after=scan_after)
     except IntegrityError:
         # Another check-in created today's run first.
         return UpdateRun.objects.get(window_key=key)
@@ -178,7 +176,7 @@ def _restart_run_for(day: dt.date) -> UpdateRun:
 def restart_delivery_create(*, client: Client, scan_after: bool) -> Delivery:
     """Record "update now" for a restarting, outdated client, handed over at once."""
     now = timezone.now()
-    run = _restart_run_for(timezone.localdate(now))
+    run = _restart_run_for(timezone.localdate(now), scan_after=scan_after)
     delivery, created = Delivery.objects.get_or_create(
         run=run,
         client=client,
@@ -188,13 +186,12 @@ def restart_delivery_create(*, client: Client, scan_after: bool) -> Delivery:
             "next_attempt_at": now,
             "delivered_at": now,
             "push": False,
-            "scan_after": scan_after,
         },
     )
     if not created:
         # Restarted again the same day: the same record, handed over again.
         Delivery.objects.filter(pk=delivery.pk).update(
-            attempts=F("attempts") + 1, delivered_at=now, status=DeliveryStatus.DELIVERED, scan_after=scan_after
+            attempts=F("attempts") + 1, delivered_at=now, status=DeliveryStatus.DELIVERED
         )
         delivery.refresh_from_db()
     # Told to update now: the client's other open deliveries are moot.

@@ -50,8 +50,15 @@ def dispatch_deliveries() -> int:
 def send_batch(token: str) -> int:
     """Post one claimed batch and record every outcome in bulk; returns the number posted."""
     items = [
-        outgoing_for(delivery_id=pk, run_id=run_id, scan_after=scan, client_guid=guid, ip_address=ip, port=port)
-        for pk, run_id, scan, guid, ip, port in deliveries_claimed(token=token)
+        outgoing_for(
+            delivery_id=pk,
+            run_id=run_id,
+            scan_after=run_scan and not no_scan,
+            client_guid=guid,
+            ip_address=ip,
+            port=port,
+        )
+        for pk, run_id, run_scan, no_scan, guid, ip, port in deliveries_claimed(token=token)
     ]
     outcomes = notifications_send(items)
     deliveries_record_outcomes(token=token, outcomes=outcomes)

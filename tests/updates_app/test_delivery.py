@@ -187,8 +187,8 @@ def test_include_roaming_and_offline_adds_them_and_roaming_clients_are_not_asked
     component_version_added.send(sender=None, version=new_version())
     run = UpdateRun.objects.get()
     assert run.scan_after
-    scans = dict(run.deliveries.values_list("client_id", "scan_after"))
-    assert scans == {online.pk: True, offline.pk: True, roaming.pk: False}
+    no_scan = dict(run.deliveries.values_list("client_id", "no_scan"))
+    assert no_scan == {online.pk: False, offline.pk: False, roaming.pk: True}
     engine_round()
     assert online.agent.received[0][2]["scan_after"] is True
     assert roaming.agent.received[0][2]["scan_after"] is False

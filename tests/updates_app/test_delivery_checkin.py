@@ -134,3 +134,13 @@ def test_a_restart_supersedes_planned_deliveries(make_client, latest_versions):
     planned = run_for(client, when=timezone.now() + dt.timedelta(hours=1))
     actions_for_checkin(client, event="restart", reported_versions={})
     assert Delivery.objects.get(run=planned).status == DeliveryStatus.SUPERSEDED
+
+
+@pytest.mark.django_db
+def test_a_row_made_without_the_engine_follows_its_runs_scan_request(make_client):
+    # Other parts may create Delivery rows directly: the run's wish applies.
+    client = make_client(status=ConnectionStatus.UNREACHABLE)
+    run = UpdateRun.objects.create(trigger=RunTrigger.SCHEDULE, scan_after=True)
+    delivery = Delivery.objects.create(run=run, client=client, next_attempt_at=timezone.now(), push=False)
+    [action] = actions_for_checkin(client, event="poll", reported_versions={})
+    assert action == {"type": "update", "delivery_id": delivery.pk, "run_id": run.pk, "scan_after": True}
