@@ -72,6 +72,13 @@ def celery_app_for_tests():
     if not settings.REDIS_URL:
         app.conf.broker_url = "memory://"
         app.conf.broker_transport_options = {}
+        # A task enqueued by an earlier test (e.g. a run kicking the
+        # dispatcher) opened pooled connections to the old broker: drop them,
+        # or producers would keep sending where this worker never looks.
+        if app._pool is not None:
+            app._pool.force_close_all()
+            app._pool = None
+        app.amqp._producer_pool = None
     return app
 
 
