@@ -125,6 +125,21 @@ def deliveries_record_outcomes(*, token: str, outcomes: dict[int, str | None], n
         )
 
 
+@transaction.atomic
+def deliveries_hold_for_checkin(*, token: str, delivery_ids: list[int], reason: str) -> int:
+    """Rows the server may not push to any more: no attempt spent, handed over at check-in."""
+    if not delivery_ids:
+        return 0
+    return Delivery.objects.filter(claim_token=token, status=DeliveryStatus.SENDING, pk__in=delivery_ids).update(
+        status=DeliveryStatus.PENDING,
+        push=False,
+        attempts=F("attempts") - 1,
+        last_error=reason,
+        lease_expires_at=None,
+        claim_token="",
+    )
+
+
 def deliveries_in_flight(*, now: dt.datetime | None = None) -> int:
     """Rows claimed and not yet recorded (their lease still running)."""
     now = now or timezone.now()
@@ -143,6 +158,8 @@ def deliveries_claimed(*, token: str):
             "client__guid",
             "client__ip_address",
             "client__listener_port",
+            "client__status",
+            "client__revoked_at",
         )
         .order_by("pk")
     )

@@ -14,16 +14,21 @@ from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
+from agents_app.connection import push_allowed
+from agents_app.models import Client
 from updates_app.delivery import (
     deliveries_claim,
     deliveries_claimed,
     deliveries_give_up_exhausted,
+    deliveries_hold_for_checkin,
     deliveries_in_flight,
     deliveries_record_outcomes,
 )
 from updates_app.notify import notifications_send, outgoing_for
 
 logger = logging.getLogger(__name__)
+
+NOT_PUSHED = "not pushed: the server may not reach this address; handed over at the next check-in"
 
 
 @shared_task(name="updates_app.tasks.dispatch_deliveries", ignore_result=True)
@@ -49,20 +54,28 @@ def dispatch_deliveries() -> int:
 @shared_task(name="updates_app.tasks.send_batch", ignore_result=True)
 def send_batch(token: str) -> int:
     """Post one claimed batch and record every outcome in bulk; returns the number posted."""
-    items = [
-        outgoing_for(
-            delivery_id=pk,
-            run_id=run_id,
-            scan_after=run_scan and not no_scan,
-            client_guid=guid,
-            ip_address=ip,
-            port=port,
+    items, held = [], []
+    for pk, run_id, run_scan, no_scan, guid, ip, port, status, revoked_at in deliveries_claimed(token=token):
+        # Only the registered address and port, never an unreachable one or
+        # one outside AGENT_ALLOWED_NETWORKS (agents_app.connection).
+        client = Client(ip_address=ip, listener_port=port, status=status, revoked_at=revoked_at)
+        if not push_allowed(client):
+            held.append(pk)
+            continue
+        items.append(
+            outgoing_for(
+                delivery_id=pk,
+                run_id=run_id,
+                scan_after=run_scan and not no_scan,
+                client_guid=guid,
+                ip_address=ip,
+                port=port,
+            )
         )
-        for pk, run_id, run_scan, no_scan, guid, ip, port in deliveries_claimed(token=token)
-    ]
+    deliveries_hold_for_checkin(token=token, delivery_ids=held, reason=NOT_PUSHED)
     outcomes = notifications_send(items)
     deliveries_record_outcomes(token=token, outcomes=outcomes)
-    if len(items) >= settings.NOTIFY_BATCH_SIZE:
+    if len(items) + len(held) >= settings.NOTIFY_BATCH_SIZE:
         # A full batch suggests more are due: claim the next one now rather
         # than at the next beat.
         dispatch_deliveries.delay()

@@ -265,3 +265,16 @@ def test_a_delivery_planned_inside_a_window_is_sent_when_due_and_retried_under_t
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.DELIVERED, 2)
     assert len(client.agent.received) == 1
+
+
+@pytest.mark.django_db
+def test_a_client_the_server_may_not_reach_any_more_is_held_for_check_in(make_client, settings):
+    # Its address fell into AGENT_UNREACHABLE_NETWORKS after the run was made.
+    client = make_client()
+    run = manual_run(Client.objects.all())
+    settings.AGENT_UNREACHABLE_NETWORKS = ["127.0.0.0/8"]
+    assert engine_round() == 0
+    delivery = Delivery.objects.get(run=run)
+    assert (delivery.status, delivery.push, delivery.attempts) == (DeliveryStatus.PENDING, False, 0)
+    assert "check-in" in delivery.last_error
+    assert client.agent.received == []
