@@ -41,9 +41,11 @@ def notification_payload(delivery: Delivery) -> dict:
     )
 
 
-@transaction.atomic
 def deliveries_hand_over(*, client: Client) -> list[Delivery]:
     """Mark the client's open deliveries delivered and return them.
+
+    One UPDATE and one SELECT, no transaction of its own: the UPDATE is atomic,
+    and the read-back only sees rows it stamped.
 
     Retrying deliveries go at once (the client is evidently reachable now);
     pending ones only when due, so a schedule's spread of future sends is kept.

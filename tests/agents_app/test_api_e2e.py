@@ -88,6 +88,10 @@ def _notify(agent, body: bytes, message_id: str, *, now=None, key=None):
 def test_a_signed_notification_makes_the_agent_update_scan_and_report(
     live_server, enrollment, component_storage, versions
 ):
+    # The agent starts (a "restart" check-in) behind: with "Let clients initiate
+    # component update when they restart" on it would update right away
+    # (issue 6's restart path); this test is about the notification alone.
+    AutoUpdateSettings.objects.update_or_create(pk=1, defaults={"update_on_restart": False})
     specs = [AgentSpec(hostname="notified", holdings={"virus_pattern": version_label(versions[-3].number)})]
     with fleet_for(live_server, specs) as fleet:
         agent = fleet.agents[0]
