@@ -214,7 +214,7 @@ def main() -> None:
     received.value = 0
     (ROOT / "var").mkdir(exist_ok=True)
     log = open(ROOT / "var" / "fanout-bench-worker.log", "wb")  # noqa: SIM115 - closed below
-    worker = subprocess.Popen(  # noqa: S603 - our own celery, fixed arguments
+    worker = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "celery"),
             "-A",

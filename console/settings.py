@@ -163,6 +163,8 @@ NOTIFY_MAX_BATCHES_IN_FLIGHT = env_int("NOTIFY_MAX_BATCHES_IN_FLIGHT", 8, minimu
 NOTIFY_CONCURRENCY = env_int("NOTIFY_CONCURRENCY", 200, minimum=1, maximum=5000)
 NOTIFY_CONNECT_TIMEOUT_SECONDS = env_int("NOTIFY_CONNECT_TIMEOUT_SECONDS", 3, minimum=1)
 NOTIFY_TIMEOUT_SECONDS = env_int("NOTIFY_TIMEOUT_SECONDS", 5, minimum=1)
+# Set by bin/run's demo (a simulated fleet, short retries): the update pages say so.
+CONSOLE_DEMO = env_bool("CONSOLE_DEMO", False)
 # How often beat runs the dispatcher that claims due deliveries.
 NOTIFY_DISPATCH_INTERVAL_SECONDS = env_int("NOTIFY_DISPATCH_INTERVAL_SECONDS", 3, minimum=1)
 

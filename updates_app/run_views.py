@@ -7,6 +7,7 @@ permission and cancelling a run the "change update run" permission.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -77,6 +78,8 @@ def manual_update(request: HttpRequest) -> HttpResponse:
         "can_notify": request.user.has_perm("updates_app.add_updaterun"),
         "can_browse_tree": request.user.has_perm("agents_app.view_client")
         or request.user.has_perm("agents_app.change_client"),
+        "retry_rule": retry.describe(),
+        "demo": settings.CONSOLE_DEMO,
         "nav": "updates",
         "breadcrumb": MANUAL_CRUMBS,
     }
@@ -93,6 +96,7 @@ def summary(request: HttpRequest) -> HttpResponse:
         "breadcrumb": ["Updates", "Summary"],
         "progress_url": reverse("updates:run-progress"),
         "retry_rule": retry.describe(),
+        "demo": settings.CONSOLE_DEMO,
     }
     return render(request, "updates_app/summary.html", context)
 
@@ -129,6 +133,8 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "query_string": urlencode({k: v for k, v in {"status": status, "q": search}.items() if v}),
         "can_cancel": request.user.has_perm("updates_app.change_updaterun") and not run.cancelled_at,
         "progress_url": reverse("updates:run-progress"),
+        "retry_rule": retry.describe(),
+        "demo": settings.CONSOLE_DEMO,
         "nav": "updates",
         "breadcrumb": ["Updates", "Summary", str(run)],
     }
