@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
@@ -70,7 +71,11 @@ def _insert_deliveries(*, run: UpdateRun, clients: QuerySet[Client], when: dt.da
     added to Delivery later needs no change here.
     """
     picked = clients.order_by().annotate(dl_client=F("pk"), dl_status=F("status")).values("dl_client", "dl_status")
-    client_sql, client_params = picked.query.sql_with_params()
+    try:
+        client_sql, client_params = picked.query.sql_with_params()
+    except EmptyResultSet:
+        # e.g. pk__in=[]: nobody to notify.
+        return 0
     qn = connection.ops.quote_name
     decided = {
         "run_id": ("%s", [run.pk]),

@@ -278,3 +278,12 @@ def test_a_client_the_server_may_not_reach_any_more_is_held_for_check_in(make_cl
     assert (delivery.status, delivery.push, delivery.attempts) == (DeliveryStatus.PENDING, False, 0)
     assert "check-in" in delivery.last_error
     assert client.agent.received == []
+
+
+@pytest.mark.django_db
+def test_a_run_for_nobody_creates_no_rows(make_client):
+    make_client()
+    run = UpdateRun.objects.create(trigger=RunTrigger.MANUAL)
+    assert deliveries_create(run=run, clients=Client.objects.filter(pk__in=[])) == 0
+    assert deliveries_create(run=run, clients=Client.objects.none()) == 0
+    assert not run.deliveries.exists()
