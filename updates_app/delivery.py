@@ -125,7 +125,6 @@ def deliveries_record_outcomes(*, token: str, outcomes: dict[int, str | None], n
         )
 
 
-@transaction.atomic
 def deliveries_hold_for_checkin(*, token: str, delivery_ids: list[int], reason: str) -> int:
     """Rows the server may not push to any more: no attempt spent, handed over at check-in."""
     if not delivery_ids:
