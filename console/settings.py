@@ -216,7 +216,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         # A missed round is replaced by the next one; stale ones are dropped.
         "options": {"expires": float(NOTIFY_DISPATCH_INTERVAL_SECONDS) * 2},
     },
+    # Opens a Daily/Weekly window when its start time has come (idempotent).
+    "schedule-window": {"task": "updates_app.tasks_schedule.open_schedule_window", "schedule": 60.0},
 }
+# Task modules that autodiscovery (which looks for "tasks") does not find.
+CELERY_IMPORTS = ["updates_app.tasks_schedule"]
 
 # --- Agent API (docs/agent-protocol.md).
 # Only this secret registers agents; it is shown to administrators in the console.

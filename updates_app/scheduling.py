@@ -52,11 +52,7 @@ def schedule_eligible_clients():
 
 def agent_scheduled_clients():
     """Clients that run a Minute(s)/Hour(s) schedule themselves: state on, not revoked, not offline."""
-    return (
-        Client.objects.scheduled_update_on()
-        .filter(revoked_at__isnull=True)
-        .exclude(status=ConnectionStatus.OFFLINE)
-    )
+    return Client.objects.scheduled_update_on().filter(revoked_at__isnull=True).exclude(status=ConnectionStatus.OFFLINE)
 
 
 def schedule_window_current(*, now: dt.datetime, config: AutoUpdateSettings) -> Window | None:
@@ -109,7 +105,9 @@ def schedule_window_plan(*, window: Window, now: dt.datetime, rng: random.Random
         logger.info("Window %s was opened by another worker", window.key)
         return None
     client_ids = list(schedule_eligible_clients().values_list("pk", flat=True))
-    planned = spread_assign(client_ids, duration_seconds=(window.end - begin).total_seconds(), rng=rng or random.Random())
+    planned = spread_assign(
+        client_ids, duration_seconds=(window.end - begin).total_seconds(), rng=rng or random.Random()
+    )
     deliveries_insert(run_id=run.pk, planned=planned, begin=begin, now=now)
     logger.info("Opened window %s: %d clients from %s to %s", window.key, len(client_ids), begin, window.end)
     return run
