@@ -1,6 +1,6 @@
 from django.urls import path
 
-from updates_app import automatic_views, run_views
+from updates_app import automatic_views, run_views, views_schedule
 
 app_name = "updates"
 
@@ -12,4 +12,10 @@ urlpatterns = [
     path("runs/<int:pk>/", run_views.run_detail, name="run-detail"),
     path("runs/<int:pk>/cancel/", run_views.run_cancel_view, name="run-cancel"),
     path("clients/<int:pk>/deliveries/", run_views.client_history, name="client-deliveries"),
+]
+
+# Schedule-based update (issue 7): the load preview fragment and late clients.
+urlpatterns += [
+    path("automatic/preview/", views_schedule.schedule_preview_fragment, name="schedule-preview"),
+    path("schedule/late/", views_schedule.late_clients_page, name="late-clients"),
 ]

@@ -106,6 +106,7 @@ def test_only_eligible_clients_are_notified(daily_noon):
     # then
     notified = set(run.deliveries.values_list("client_id", flat=True))
     assert notified == {c.pk for c in eligible.values()}
+    assert not notified & {c.pk for c in ineligible.values()}
     assert set(schedule_eligible_clients().values_list("pk", flat=True)) == notified
 
 
