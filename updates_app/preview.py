@@ -109,6 +109,8 @@ class SchedulePreview:
     bars: list[Bar] = field(default_factory=list)
     bar_minutes: int = 1
     bar_peak: int = 0
+    # The per-minute rate a full-height bar stands for.
+    bar_top: float = 0.0
     # Minute(s)/Hour(s): update checks per minute, the agents' random phases averaged.
     checks_per_minute: float = 0.0
     interval_minutes: int = 0
@@ -168,6 +170,7 @@ def _add_bars(preview: SchedulePreview, *, start_time: dt.time) -> None:
     start = dt.datetime.combine(dt.date(2000, 1, 1), start_time)
     preview.bar_minutes = group
     preview.bar_peak = max(sums)
+    preview.bar_top = max(averages)
     for i, (total, average) in enumerate(zip(sums, averages, strict=True)):
         height = (SVG_HEIGHT - 10) * average / top
         at = (start + dt.timedelta(minutes=i * group)).strftime("%H:%M")
