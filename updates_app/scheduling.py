@@ -143,13 +143,27 @@ def deliveries_insert(*, run_id: int, planned: list[tuple[int, float]], begin: d
         prepared.append(field.get_db_prep_save(value, connection))
     client_at = columns.index(Delivery._meta.get_field("client").column)
     due_at = columns.index(Delivery._meta.get_field("next_attempt_at").column)
-    adapt_due = connection.ops.adapt_datetimefield_value if connection.vendor != "postgresql" else (lambda v: v)
+    if connection.vendor == "postgresql":
+        # psycopg adapts aware datetimes itself.
+        def due(offset: float) -> object:
+            return begin + offset * second
+    elif connection.vendor == "sqlite" and connection.timezone_name == "UTC":
+        # What the SQLite backend's adapter returns (naive UTC, str()), without its
+        # per-row time-zone work: a third of the insert's Python time.
+        naive_begin = timezone.make_naive(begin, dt.UTC)
+
+        def due(offset: float) -> object:
+            return str(naive_begin + offset * second)
+    else:
+
+        def due(offset: float) -> object:
+            return connection.ops.adapt_datetimefield_value(begin + offset * second)
 
     def rows():
         for client_id, offset in planned:
             row = prepared.copy()
             row[client_at] = client_id
-            row[due_at] = adapt_due(begin + offset * second)
+            row[due_at] = due(offset)
             yield row
 
     table = connection.ops.quote_name(Delivery._meta.db_table)
