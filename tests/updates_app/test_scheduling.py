@@ -314,3 +314,21 @@ def test_planned_rows_are_stored_exactly_as_the_orm_stores_them(db):
             assert raw[delivery.pk] == connection.ops.adapt_datetimefield_value(delivery.next_attempt_at)
     # Other columns got their model defaults.
     assert set(run.deliveries.values_list("last_error", "lease_expires_at", "delivered_at")) == {("", None, None)}
+
+
+def test_a_planning_that_fails_half_way_leaves_nothing_and_the_next_beat_opens_the_window(daily_noon, monkeypatch):
+    from updates_app import scheduling
+
+    make_fleet(10)
+
+    def broken(**kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(scheduling, "deliveries_insert", broken)
+    with pytest.raises(RuntimeError):
+        beat_at(NOON)
+    assert not UpdateRun.objects.exists()
+    monkeypatch.undo()
+    run = beat_at(NOON + dt.timedelta(minutes=1))
+    assert run.window_key == "daily:2026-06-01"
+    assert run.deliveries.count() == 10
