@@ -139,7 +139,7 @@ def measure(mode: str, index: int, db_name: str) -> dict[str, float]:
     timings: list[float] = []
     for trace in ["0"] * REPEATS + ["1"]:
         env = {**os.environ, "BENCH_DB_NAME": db_name, "BENCH_TRACE": trace}
-        out = subprocess.run(  # noqa: S603 - this very script, with fixed arguments
+        out = subprocess.run(
             [sys.executable, __file__, "--child", mode, str(index)], env=env, capture_output=True, text=True, check=True
         )
         seconds, peak, rss_before, rss_after, rows = (float(x) for x in out.stdout.split()[-5:])
