@@ -1,0 +1,62 @@
+"""End to end over real HTTP on loopback: reference agents and the schedule-based update."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pytest
+from django.utils import timezone
+
+from agents_app.models import Client
+from agents_app.simulator import AgentSpec, FleetThread
+from updates_app.late import late_clients
+from updates_app.models import AutoUpdateSettings, Frequency
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+SECRET = "schedule-e2e-secret"
+
+
+@pytest.fixture
+def enrollment(settings):
+    settings.AGENT_ENROLLMENT_SECRET = SECRET
+    settings.AGENT_RATE_LIMIT = "10000/min"
+    return SECRET
+
+
+def wait_for(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_agents_run_a_minute_schedule_themselves_and_a_silent_one_shows_as_late(live_server, enrollment):
+    # given: a 1-minute schedule, saved long ago; the agents run it 60 times faster (one update a second)
+    config = AutoUpdateSettings.load()
+    config.frequency, config.interval_minutes = Frequency.MINUTES, 1
+    config.save()
+    AutoUpdateSettings.objects.filter(pk=config.pk).update(updated_at=timezone.now() - dt.timedelta(days=1))
+    specs = [AgentSpec(hostname=f"runner-{i}") for i in range(4)] + [AgentSpec(hostname="silent", offline=True)]
+    with FleetThread(
+        server_url=live_server.url, enrollment_secret=SECRET, specs=specs, heartbeat_override=3600, time_scale=60
+    ) as fleet:
+        runners = [a for a in fleet.agents if a.spec.hostname.startswith("runner-")]
+        # when: each running agent has done a couple of scheduled updates (random phases, 1 s interval)
+        assert wait_for(lambda: all(a.counters.scheduled_updates >= 2 for a in runners), timeout=30)
+        checked_at = timezone.now()
+    # then: the server recorded each runner's last scheduled update; the silent agent never reported
+    recorded = dict(Client.objects.values_list("hostname", "last_scheduled_update_at"))
+    assert recorded["silent"] is None
+    for agent in runners:
+        assert checked_at - dt.timedelta(seconds=5) < recorded[agent.spec.hostname] <= checked_at
+    # The server counts real minutes while the agents ran 60 times faster, so move the silent agent's
+    # registration half a minute back; then, just under two minutes on, only it has missed two intervals.
+    Client.objects.filter(hostname="silent").update(registered_at=checked_at - dt.timedelta(seconds=30))
+    later = checked_at + dt.timedelta(minutes=2) - dt.timedelta(seconds=10)
+    assert [c.hostname for c in late_clients(now=later)] == ["silent"]
+    # And once they all stop, every one of them is late after two more intervals.
+    assert late_clients(now=checked_at + dt.timedelta(minutes=3)).count() == 5
