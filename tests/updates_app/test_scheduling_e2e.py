@@ -8,10 +8,13 @@ import time
 import pytest
 from django.utils import timezone
 
-from agents_app.models import Client
+from agents_app.connection import clients_mark_offline
+from agents_app.models import Client, ConnectionStatus
 from agents_app.simulator import AgentSpec, FleetThread
 from updates_app.late import late_clients
-from updates_app.models import AutoUpdateSettings, Frequency
+from updates_app.models import AutoUpdateSettings, DeliveryStatus, Frequency
+from updates_app.scheduling import schedule_window_plan
+from updates_app.windows import Window
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -60,3 +63,46 @@ def test_agents_run_a_minute_schedule_themselves_and_a_silent_one_shows_as_late(
     assert [c.hostname for c in late_clients(now=later)] == ["silent"]
     # And once they all stop, every one of them is late after two more intervals.
     assert late_clients(now=checked_at + dt.timedelta(minutes=3)).count() == 5
+
+
+def test_a_one_minute_window_plans_every_eligible_agent_inside_it_and_no_other(live_server, enrollment, settings):
+    settings.AGENT_UNREACHABLE_NETWORKS = ["127.0.2.0/24"]
+    eligible = [AgentSpec(hostname=f"eligible-{i}") for i in range(6)] + [
+        AgentSpec(hostname="roaming", roaming=True),
+        # Asks for roaming mode without the privilege: treated as online, so notified.
+        AgentSpec(hostname="roaming-refused", roaming=True),
+    ]
+    ineligible = [
+        AgentSpec(hostname="offline", offline=True),
+        AgentSpec(hostname="behind-nat", unreachable=True, ip_address="127.0.2.7"),
+        AgentSpec(hostname="user-turned-off", scheduled_update_disabled=True),
+        AgentSpec(hostname="no-privilege"),
+    ]
+    with FleetThread(
+        server_url=live_server.url, enrollment_secret=SECRET, specs=eligible + ineligible, heartbeat_override=3600
+    ) as fleet:
+        agents = {a.spec.hostname: a for a in fleet.agents}
+        # The administrator's side: privileges, as the Privileges dialog would save them.
+        Client.objects.filter(hostname="no-privilege").update(scheduled_update_privilege=False)
+        Client.objects.filter(hostname="roaming").update(roaming_privilege=True)
+        fleet.call(agents["roaming"].checkin, "heartbeat")
+        # The offline agent went silent after registering; the offline beat task notices.
+        Client.objects.filter(hostname="offline").update(last_contact_at=timezone.now() - dt.timedelta(hours=1))
+        assert clients_mark_offline() == 1
+        statuses = dict(Client.objects.values_list("hostname", "status"))
+        assert statuses["roaming"] == ConnectionStatus.ROAMING
+        assert statuses["roaming-refused"] == ConnectionStatus.ONLINE
+        assert statuses["offline"] == ConnectionStatus.OFFLINE
+        assert statuses["behind-nat"] == ConnectionStatus.UNREACHABLE
+        assert Client.objects.get(hostname="user-turned-off").user_disabled_scheduled_update
+
+        # when: a one-minute window opens now
+        start = timezone.now()
+        window = Window(key="daily:e2e", start=start, end=start + dt.timedelta(minutes=1))
+        run = schedule_window_plan(window=window, now=start)
+
+        # then: one delivery per eligible agent, due inside the window, none for the others
+        deliveries = list(run.deliveries.select_related("client"))
+        assert sorted(d.client.hostname for d in deliveries) == sorted(s.hostname for s in eligible)
+        assert all(start <= d.next_attempt_at < window.end for d in deliveries)
+        assert all(d.status == DeliveryStatus.PENDING for d in deliveries)
