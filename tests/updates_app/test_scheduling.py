@@ -332,3 +332,22 @@ def test_a_planning_that_fails_half_way_leaves_nothing_and_the_next_beat_opens_t
     run = beat_at(NOON + dt.timedelta(minutes=1))
     assert run.window_key == "daily:2026-06-01"
     assert run.deliveries.count() == 10
+
+
+def test_a_new_window_replaces_its_clients_older_open_deliveries(db):
+    # A 24-hour period: the end of yesterday's window overlaps today's start on a 23-hour day, or is just
+    # still retrying; today's run replaces it, so nobody is notified twice.
+    make_fleet(5)
+    with time_machine.travel(NOON - dt.timedelta(days=1), tick=False):
+        yesterday = schedule_window_plan(
+            window=Window(key="daily:y", start=NOON - dt.timedelta(days=1), end=NOON + dt.timedelta(hours=1)),
+            now=NOON - dt.timedelta(days=1),
+        )
+    yesterday.deliveries.filter(pk=yesterday.deliveries.first().pk).update(status=DeliveryStatus.DELIVERED)
+    with time_machine.travel(NOON, tick=False):
+        today = schedule_window_plan(
+            window=Window(key="daily:t", start=NOON, end=NOON + dt.timedelta(hours=2)), now=NOON
+        )
+    assert today.deliveries.filter(status=DeliveryStatus.PENDING).count() == 5
+    assert yesterday.deliveries.filter(status=DeliveryStatus.SUPERSEDED).count() == 4
+    assert yesterday.deliveries.filter(status=DeliveryStatus.DELIVERED).count() == 1

@@ -14,6 +14,7 @@ from agents_app.simulator import AgentSpec, FleetThread
 from updates_app.late import late_clients
 from updates_app.models import AutoUpdateSettings, DeliveryStatus, Frequency
 from updates_app.scheduling import schedule_window_plan
+from updates_app.tasks import dispatch_deliveries
 from updates_app.windows import Window
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -106,3 +107,37 @@ def test_a_one_minute_window_plans_every_eligible_agent_inside_it_and_no_other(l
         assert sorted(d.client.hostname for d in deliveries) == sorted(s.hostname for s in eligible)
         assert all(start <= d.next_attempt_at < window.end for d in deliveries)
         assert all(d.status == DeliveryStatus.PENDING for d in deliveries)
+
+
+def test_a_one_minute_window_notifies_every_eligible_agent_inside_it(live_server, enrollment, celery_worker):
+    # given: registered agents, two of which must not be notified
+    specs = [AgentSpec(hostname=f"eligible-{i}") for i in range(10)] + [
+        AgentSpec(hostname="user-turned-off", scheduled_update_disabled=True),
+        AgentSpec(hostname="no-privilege"),
+    ]
+    with FleetThread(
+        server_url=live_server.url, enrollment_secret=SECRET, specs=specs, heartbeat_override=3600
+    ) as fleet:
+        agents = {a.spec.hostname: a for a in fleet.agents}
+        Client.objects.filter(hostname="no-privilege").update(scheduled_update_privilege=False)
+        # when: a one-minute window opens now and the dispatcher runs every second, as beat would
+        start = timezone.now()
+        window = Window(key="daily:e2e-sent", start=start, end=start + dt.timedelta(minutes=1))
+        run = schedule_window_plan(window=window, now=start)
+        while timezone.now() < window.end + dt.timedelta(seconds=5):
+            dispatch_deliveries.delay()
+            time.sleep(1)
+        wait_for(lambda: run.deliveries.filter(status=DeliveryStatus.DELIVERED).count() == 10, timeout=15)
+        # then: every eligible agent was notified once, when its moment came, inside the window
+        deliveries = list(run.deliveries.select_related("client"))
+        assert len(deliveries) == 10
+        for delivery in deliveries:
+            assert delivery.status == DeliveryStatus.DELIVERED, delivery
+            assert start <= delivery.next_attempt_at < window.end
+            assert delivery.next_attempt_at <= delivery.delivered_at < window.end + dt.timedelta(seconds=5)
+            assert agents[delivery.client.hostname].notifications_received == 1
+        # Spread over the minute, not sent at once.
+        sent = sorted(d.delivered_at for d in deliveries)
+        assert sent[-1] - sent[0] > dt.timedelta(seconds=30)
+        assert agents["user-turned-off"].notifications_received == 0
+        assert agents["no-privilege"].notifications_received == 0
