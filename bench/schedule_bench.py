@@ -82,6 +82,16 @@ def plan_window(index: int) -> int:
     return Delivery.objects.filter(run=run).count()
 
 
+def plan_window_superseding(index: int) -> int:
+    """Like plan_window, while yesterday's run still holds an open delivery for every client (the worst case)."""
+    from updates_app.models import Delivery, DeliveryStatus, UpdateRun
+
+    older = UpdateRun.objects.get(window_key="daily:bench-older")
+    rows = plan_window(index)
+    assert Delivery.objects.filter(run=older, status=DeliveryStatus.SUPERSEDED).count() == rows
+    return rows
+
+
 def baseline_bulk_create(index: int) -> int:
     """The obvious way: fetch the clients, one Delivery object each, bulk_create with Django's default batching."""
     from updates_app.models import Delivery, DeliveryStatus, RunTrigger, UpdateRun
@@ -107,8 +117,14 @@ def baseline_bulk_create(index: int) -> int:
 def child_main(mode: str, index: int) -> None:
     """Run one measured call in this fresh process and print "seconds peak_mb max_rss_mb rows"."""
     settings.DATABASES["default"]["NAME"] = os.environ["BENCH_DB_NAME"]
-    func = {"plan": plan_window, "baseline": baseline_bulk_create}[mode]
+    func = {"plan": plan_window, "supersede": plan_window_superseding, "baseline": baseline_bulk_create}[mode]
     clear_runs()
+    if mode == "supersede":
+        from updates_app.scheduling import schedule_window_plan
+        from updates_app.windows import Window
+
+        start = T0 - dt.timedelta(days=1)
+        schedule_window_plan(window=Window(key="daily:bench-older", start=start, end=T0), now=start)
     if connection.vendor == "sqlite":
         # Start from a checkpointed file, not behind the previous run's write-ahead log.
         with connection.cursor() as cursor:
@@ -184,6 +200,7 @@ def main() -> None:
             connection.close()
             plan = measure("plan", count, test_name)
             base = measure("baseline", count, test_name)
+            worst = measure("supersede", count, test_name)
             assert plan["rows"] == count, plan
             times[count] = plan["seconds"]
             print(
@@ -192,6 +209,10 @@ def main() -> None:
                 f"({plan['rss_before']:.0f} MB before planning) | "
                 f"baseline bulk_create best {base['seconds']:.2f} s (median {base['median']:.2f}), traced peak {base['traced_peak']:.0f} MB, "
                 f"max RSS {base['rss_after']:.0f} MB"
+            )
+            print(
+                f"{'':>7}          with an open delivery of an older run to supersede for every client: "
+                f"best {worst['seconds']:.2f} s (median {worst['median']:.2f}), traced peak {worst['traced_peak']:.0f} MB"
             )
         small, large = SIZES
         print(

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from agents_app.models import Client, ConnectionStatus
 from updates_app.models import AutoUpdateSettings, Delivery, DeliveryStatus, Frequency, RunTrigger, UpdateRun
-from updates_app.runs import deliveries_supersede_older
+from updates_app.runs import OPEN_STATUSES, deliveries_supersede_older
 from updates_app.spread import spread_assign
 from updates_app.windows import Window, window_open_at
 
@@ -109,11 +109,15 @@ def schedule_window_plan(*, window: Window, now: dt.datetime, rng: random.Random
     planned = spread_assign(
         client_ids, duration_seconds=(window.end - begin).total_seconds(), rng=rng or random.Random()
     )
+    # Asked before this run adds its own open rows, so that the usual case (no
+    # open deliveries left) costs one index probe instead of a pass over them.
+    others_open = Delivery.objects.filter(status__in=OPEN_STATUSES).exists()
     deliveries_insert(run_id=run.pk, planned=planned, begin=begin, now=now)
-    # The delivery engine's rule for every new run: it replaces its clients'
-    # older open deliveries (e.g. the end of yesterday's 24-hour window), so no
-    # client is notified twice for the same thing.
-    deliveries_supersede_older(run=run)
+    if others_open:
+        # The delivery engine's rule for every new run: it replaces its clients'
+        # older open deliveries (e.g. the end of yesterday's 24-hour window), so
+        # no client is notified twice for the same thing.
+        deliveries_supersede_older(run=run)
     logger.info("Opened window %s: %d clients from %s to %s", window.key, len(client_ids), begin, window.end)
     return run
 
