@@ -64,6 +64,8 @@
   const modalElement = document.getElementById("privileges-modal");
   tree.addEventListener("submit", async function (event) {
     if (!modalElement || !window.bootstrap) return;
+    // Update Now goes to Manual Update (its formaction) with the same ticks, as a page.
+    if (event.submitter && event.submitter.hasAttribute("formaction")) return;
     event.preventDefault();
     const params = new URLSearchParams(new FormData(tree));
     params.set("partial", "1");

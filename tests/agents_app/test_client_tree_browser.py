@@ -83,3 +83,10 @@ def test_tick_a_domain_and_save_privileges_from_the_dialog(logged_in_page, live_
     assert Client.objects.filter(domain=branch, scheduled_update_privilege=True).count() == 4
     tree_shot = shot.with_name("client-tree.png")
     page.screenshot(path=str(tree_shot), full_page=True)
+
+    # Settings > Update Now opens Manual Update's confirmation for the same ticks, as a page.
+    page.locator(f'.tree-node[data-domain="{sales.pk}"]').get_by_label("Select domain Sales").check()
+    page.get_by_role("button", name="Settings").click()
+    page.get_by_role("button", name="Update Now").click()
+    page.wait_for_url(f"**/updates/manual/?domain={sales.pk}")
+    assert page.inner_text("#confirm-count") == "2"
