@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
 
 from updates_app.components import ComponentError, component_download, version_label
-from updates_app.models import Component, ComponentVersion
+from updates_app.models import Component, ComponentVersion, Delivery, UpdateRun
 
 
 @admin.action(description="Download a new version (simulated vendor download)", permissions=["change"])
@@ -51,3 +53,54 @@ class ComponentVersionAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         # Versions come from the download (command or action), never typed in.
         return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Runs and deliveries are written only by the engine: the admin may look, never add, change or delete."""
+
+    show_full_result_count = False  # the delivery table is large: skip the second COUNT(*)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(UpdateRun)
+class UpdateRunAdmin(ReadOnlyAdmin):
+    list_display = ("__str__", "trigger", "component_version", "scan_after", "created_at", "created_by", "console")
+    list_filter = ("trigger", "scan_after", ("cancelled_at", admin.EmptyFieldListFilter))
+    list_select_related = ("created_by", "component_version__component")
+    search_fields = ("deliveries__client__hostname", "window_key")
+    search_help_text = "Client hostname (runs that notified it) or schedule window"
+    date_hierarchy = "created_at"
+    ordering = ("-created_at",)
+
+    @admin.display(description="progress")
+    def console(self, obj: UpdateRun) -> str:
+        return format_html('<a href="{}">run page</a>', reverse("updates:run-detail", args=[obj.pk]))
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyAdmin):
+    list_display = ("id", "run_link", "client_link", "status", "attempts", "next_attempt_at", "delivered_at")
+    list_filter = ("status", "run__trigger", "push")
+    list_select_related = ("run", "client")
+    search_fields = ("client__hostname",)
+    search_help_text = "Client hostname"
+    date_hierarchy = "created_at"
+    ordering = ("-created_at", "-pk")
+
+    @admin.display(description="run", ordering="run")
+    def run_link(self, obj: Delivery) -> str:
+        url = reverse("admin:updates_app_updaterun_change", args=[obj.run_id])
+        return format_html('<a href="{}">#{} {}</a>', url, obj.run_id, obj.run.get_trigger_display())
+
+    @admin.display(description="client", ordering="client__hostname")
+    def client_link(self, obj: Delivery) -> str:
+        url = reverse("admin:agents_app_client_change", args=[obj.client_id])
+        return format_html('<a href="{}">{}</a>', url, obj.client.hostname)
