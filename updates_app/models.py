@@ -206,7 +206,14 @@ class ComponentVersion(models.Model):
         constraints = [models.UniqueConstraint(fields=["component", "number"], name="component_version_unique")]
 
     def __str__(self) -> str:
-        return f"{self.component} {self.number}"
+        return f"{self.component} {self.label}"
+
+    @property
+    def label(self) -> str:
+        """The version as administrators and agents see it, e.g. "18.523.00"."""
+        from updates_app.patterns import version_label
+
+        return version_label(self.number)
 
 
 class RunTrigger(models.TextChoices):

@@ -8,6 +8,7 @@ from django.db.models import Count, Max, Q, QuerySet
 
 from agents_app.models import Client
 from updates_app.models import Component, Delivery, DeliveryStatus, UpdateRun
+from updates_app.patterns import version_label
 from updates_app.versions import latest_version_numbers, outdated_slugs, reported_number
 
 PROGRESS_FIELDS = ("total", "pending", "delivered", "retrying", "gave_up", "stopped", "updated")
@@ -20,6 +21,10 @@ class ComponentStanding:
     last_updated: object
     outdated: int
     clients: int
+
+    @property
+    def latest_label(self) -> str | None:
+        return None if self.latest_number is None else version_label(self.latest_number)
 
     @property
     def outdated_rate(self) -> float:

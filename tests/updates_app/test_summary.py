@@ -47,6 +47,8 @@ def test_components_show_outdated_over_all_clients_with_the_rate(staff_client, d
     page = staff_client.get(SUMMARY).content.decode()
     assert "2 / 4" in page and "50%" in page
     assert "none downloaded yet" in page
+    # Versions read as administrators and agents know them (11 -> "0.011.00").
+    assert "<code>0.011.00</code>" in page
 
 
 @pytest.mark.django_db
