@@ -112,12 +112,7 @@ def deliveries_record_outcomes(*, token: str, outcomes: dict[int, str | None], n
     if failed_by_error:
         failed = [pk for pks in failed_by_error.values() for pk in pks]
         held.filter(pk__in=failed).update(
-            # The retry rule (updates_app.retry) in SQL: retry later, or give up
-            # once every attempt is used.
-            status=Case(
-                When(attempts__gte=retry.max_attempts(), then=Value(DeliveryStatus.GAVE_UP)),
-                default=Value(DeliveryStatus.RETRYING),
-            ),
+            status=retry.status_after_failure(),
             next_attempt_at=now + retry.retry_interval(),
             last_error=Case(*[When(pk__in=pks, then=Value(error)) for error, pks in failed_by_error.items()]),
             lease_expires_at=None,

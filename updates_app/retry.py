@@ -13,6 +13,9 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
+from django.db.models import Case, Value, When
+
+from updates_app.models import DeliveryStatus
 
 
 def max_attempts() -> int:
@@ -33,6 +36,17 @@ def next_attempt_after_failure(*, attempts_made: int, failed_at: dt.datetime) ->
     if not may_attempt(attempts_made):
         return None
     return failed_at + retry_interval()
+
+
+def status_after_failure() -> Case:
+    """The same rule in SQL, for recording a batch of failed attempts in one UPDATE.
+
+    The attempt was already counted at claim time, so a row that has used every
+    attempt gives up; any other row retries after ``retry_interval()``.
+    """
+    return Case(
+        When(attempts__gte=max_attempts(), then=Value(DeliveryStatus.GAVE_UP)), default=Value(DeliveryStatus.RETRYING)
+    )
 
 
 def describe() -> str:
