@@ -22,7 +22,7 @@ from agents_app.connection import status_on_checkin
 from agents_app.models import Client, Domain
 from agents_app.services import client_create, domain_create
 from agents_app.signing import client_signing_key, encode_key
-from updates_app.components import parse_version_label
+from updates_app.components import parse_version_label, version_label
 from updates_app.configuration import client_configuration, configuration_hash
 from updates_app.models import ComponentVersion, Delivery
 from updates_app.pending import actions_for_checkin
@@ -101,8 +101,6 @@ def _check_versions(versions: dict[str, str]) -> None:
     missing = sorted(wanted - found)
     if missing:
         slug, number = missing[0]
-        from updates_app.components import version_label
-
         raise ProtocolError("unknown_version", f"The server has no {slug} version {version_label(number)}.")
 
 

@@ -7,7 +7,6 @@ import hashlib
 import json
 import logging
 import random
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -422,7 +421,3 @@ class SimAgent:
                 if self._config_event.is_set():
                     break
                 delay = interval
-
-
-def wall_clock() -> float:
-    return time.time()
