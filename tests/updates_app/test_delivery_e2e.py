@@ -6,29 +6,17 @@ The live Django server, a real Celery worker and the reference agents
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from agents_app.models import Client
 from agents_app.simulator import AgentSpec, FleetThread
+from tests.updates_app.engine import play_beat_until
 from updates_app.components import component_download, component_resolve, version_label
 from updates_app.models import AutoUpdateSettings, Delivery, DeliveryStatus, RunTrigger, UpdateRun
-from updates_app.tasks import dispatch_deliveries
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 SECRET = "enroll-me-please"
-
-
-def play_beat_until(predicate, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        dispatch_deliveries.delay()
-        time.sleep(0.3)
-    return False
 
 
 def test_a_download_notifies_the_fleet_which_updates_and_a_failing_agent_is_retried_then_given_up(
@@ -54,10 +42,12 @@ def test_a_download_notifies_the_fleet_which_updates_and_a_failing_agent_is_retr
         run = UpdateRun.objects.get(trigger=RunTrigger.EVENT, component_version=newer)
         # then: healthy agents are notified, update and report; the broken one is retried
         healthy = run.deliveries.exclude(client__hostname="broken")
-        assert play_beat_until(lambda: healthy.filter(updated_at__isnull=False).count() == 4)
+        assert play_beat_until(lambda: healthy.filter(updated_at__isnull=False).count() == 4, timeout=30.0)
         assert set(healthy.values_list("status", "attempts")) == {(DeliveryStatus.DELIVERED, 1)}
         broken = Delivery.objects.get(run=run, client__hostname="broken")
-        assert play_beat_until(lambda: Delivery.objects.get(pk=broken.pk).status == DeliveryStatus.GAVE_UP)
+        assert play_beat_until(
+            lambda: Delivery.objects.get(pk=broken.pk).status == DeliveryStatus.GAVE_UP, timeout=30.0
+        )
         broken.refresh_from_db()
         assert (broken.attempts, broken.last_error) == (5, "HTTP 503")
         agents = {a.spec.hostname: a for a in fleet.agents}

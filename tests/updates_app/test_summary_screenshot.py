@@ -10,7 +10,6 @@ failing ones wait for their retry and the ones behind NAT for their check-in.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -18,25 +17,15 @@ import pytest
 from agents_app.simulator import AgentSpec, FleetThread
 from console.models import ServiceHeartbeat
 from console.tasks import heartbeat
+from tests.updates_app.engine import play_beat_until
 from updates_app.components import component_download, component_resolve, version_label
 from updates_app.models import AutoUpdateSettings, DeliveryStatus, RunTrigger, UpdateRun
-from updates_app.tasks import dispatch_deliveries
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "update-summary.png"
 SECRET = "enroll-me-please"
 HEALTHY, FAILING, BEHIND_NAT = 14, 3, 2
-
-
-def play_beat_until(predicate, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        dispatch_deliveries.delay()
-        time.sleep(0.3)
-    return False
 
 
 def test_the_update_summary_shows_real_runs_in_progress(
@@ -68,7 +57,9 @@ def test_the_update_summary_shows_real_runs_in_progress(
     with FleetThread(server_url=live_server.url, enrollment_secret=SECRET, specs=specs, heartbeat_override=3600):
         # when: the server downloads a new Virus Pattern, then a new Spyware Pattern
         first = UpdateRun.objects.get(trigger=RunTrigger.EVENT, component_version=component_download(component=virus))
-        assert play_beat_until(lambda: first.deliveries.filter(updated_at__isnull=False).count() == HEALTHY)
+        assert play_beat_until(
+            lambda: first.deliveries.filter(updated_at__isnull=False).count() == HEALTHY, timeout=60.0
+        )
         second = UpdateRun.objects.get(
             trigger=RunTrigger.EVENT, component_version=component_download(component=spyware)
         )
@@ -76,12 +67,13 @@ def test_the_update_summary_shows_real_runs_in_progress(
         assert play_beat_until(
             lambda: (
                 second.deliveries.filter(updated_at__isnull=False).count() == HEALTHY and retrying.count() == FAILING
-            )
+            ),
+            timeout=60.0,
         )
 
         # then: the summary shows both runs as they stand, from the database (and the worker's heartbeat)
         heartbeat.delay()
-        assert play_beat_until(lambda: ServiceHeartbeat.objects.filter(name="worker").exists())
+        assert play_beat_until(lambda: ServiceHeartbeat.objects.filter(name="worker").exists(), timeout=60.0)
         page = logged_in_page
         page.goto(f"{live_server.url}/updates/summary/")
 
