@@ -1,0 +1,106 @@
+"""Update Summary and Manual Update at fleet scale: how long the outdated counts take.
+
+Usage (from the project folder):
+
+    .venv/bin/python bench/summary_bench.py            # SQLite file under /tmp
+    .venv/bin/python bench/summary_bench.py --clients 100000
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench .venv/bin/python bench/summary_bench.py
+
+It REPLACES the fleet of the database it runs on. Half the clients report the
+latest Virus Pattern, half the one before. Both pages count outdated clients by
+reading every client's reported versions once (one query, compared in Python),
+so their time grows with the fleet; the figures show by how much, with 1,000
+clients measured in the same run as the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+os.environ.setdefault("ALLOWED_HOSTS", "testserver")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+os.environ.setdefault("CONSOLE_VAR_DIR", str(Path(tempfile.gettempdir()) / "summary_bench"))
+if not os.environ.get("DATABASE_URL"):
+    os.environ["DATABASE_URL"] = f"sqlite:///{tempfile.gettempdir()}/summary_bench.sqlite3"
+
+import django  # noqa: E402
+
+django.setup()
+
+from client_tree_bench import wipe  # noqa: E402 - the same fast reset (bench/ is on sys.path)
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.test import Client as HttpClient  # noqa: E402
+
+from agents_app.models import Client  # noqa: E402
+from updates_app.components import component_download, component_resolve, version_label  # noqa: E402
+from updates_app.models import AutoUpdateSettings, UpdateRun  # noqa: E402
+
+
+def seed(clients: int) -> None:
+    UpdateRun.objects.all().delete()
+    wipe()
+    call_command("seed_fleet", domains=100, clients=clients, verbosity=0)
+    component = component_resolve("virus_pattern")
+    older = component.versions.order_by("-number").first() or component_download(component=component)
+    latest = component_download(component=component)
+    Client.objects.update(component_versions={"virus_pattern": version_label(older.number)})
+    half = Client.objects.order_by("pk").values("pk")[: clients // 2]
+    Client.objects.filter(pk__in=half).update(component_versions={"virus_pattern": version_label(latest.number)})
+
+
+def median_ms(http: HttpClient, method: str, url: str, data=None, repeat: int = 5) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        response = getattr(http, method)(url, data) if data else getattr(http, method)(url)
+        times.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, (url, response.status_code)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=100_000)
+    args = parser.parse_args()
+    call_command("migrate", verbosity=0)
+    auto = AutoUpdateSettings.load()
+    auto.notify_on_download = False  # seeding versions must not start runs
+    auto.save()
+    # force_login below: the account needs no usable password.
+    user, _ = get_user_model().objects.get_or_create(
+        username="bench", defaults={"is_staff": True, "is_superuser": True}
+    )
+    http = HttpClient()
+    http.force_login(user)
+    rows = []
+    for clients in (1_000, args.clients):
+        seed(clients)
+        rows.append(
+            (
+                clients,
+                median_ms(http, "get", "/updates/summary/"),
+                median_ms(http, "get", "/updates/manual/"),
+                median_ms(http, "post", "/updates/manual/", {"target": "outdated"}),
+            )
+        )
+    base = rows[0]
+    print(f"database: {django.db.connection.vendor}")
+    print(f"{'clients':>8} {'summary ms':>11} {'manual ms':>10} {'confirm ms':>11}")
+    for clients, *times in rows:
+        print(f"{clients:>8} " + " ".join(f"{t:>10.0f}" for t in times))
+    ratios = [t / b for t, b in zip(rows[-1][1:], base[1:], strict=True)]
+    print("ratio to 1,000 clients: " + ", ".join(f"{r:.1f}x" for r in ratios))
+
+
+if __name__ == "__main__":
+    main()
