@@ -1,4 +1,4 @@
-"""Connection status of clients (SPEC 3.6).
+"""Connection status of clients (SPEC 3.7).
 
 - A check-in (heartbeat, restart or poll) makes a client online.
 - A client that says it is in roaming mode is roaming only if it has the
@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 from functools import lru_cache
+from typing import Protocol
 
 from django.conf import settings
 from django.utils import timezone
@@ -46,7 +47,20 @@ def ip_allowed(ip: str) -> bool:
     return _in_any(ip, settings.AGENT_ALLOWED_NETWORKS)
 
 
-def push_allowed(client: Client) -> bool:
+class PushTarget(Protocol):
+    """What deciding a push needs: a Client, or a claimed delivery row carrying its client's fields."""
+
+    @property
+    def ip_address(self) -> str: ...
+    @property
+    def listener_port(self) -> int: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def revoked_at(self) -> dt.datetime | None: ...
+
+
+def push_allowed(client: PushTarget) -> bool:
     """May the server POST a notification to this client's registered listener?
 
     The delivery engine calls this before every push: only the address and port

@@ -7,10 +7,13 @@ so a mixed setting the administrator did not touch stays as each client has it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from crispy_forms.bootstrap import Tab, TabHolder
 from crispy_forms.helper import FormHelper
 from crispy_forms.layout import HTML, Field, Fieldset, Layout
 from django import forms
+from django.db import models
 
 from agents_app.models import Client
 from agents_app.privileges import ROOT_SCOPES, SETTING_FIELDS, SelectionSummary
@@ -57,7 +60,9 @@ class PrivilegesForm(forms.Form):
         self.root = root
         # Labels are the model's, i.e. the seed's wording.
         for name in SETTING_FIELDS:
-            self.fields[name].label = Client._meta.get_field(name).verbose_name
+            model_field = Client._meta.get_field(name)
+            assert isinstance(model_field, models.Field)
+            self.fields[name].label = str(model_field.verbose_name)
         if not root:
             del self.fields["scope"]
         if readonly:
@@ -99,8 +104,9 @@ class PrivilegesForm(forms.Form):
             "fingerprint",
         )
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         if self.root and not cleaned.get("scope"):
             self.add_error("scope", "Choose whether to apply to all clients or to future domains only.")
         return cleaned

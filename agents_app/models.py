@@ -13,7 +13,12 @@ from django.db import models
 from django.db.models import Q
 from mptt.models import MPTTModel, TreeForeignKey
 
-from agents_app.scheduled_state import ScheduledState, scheduled_state_case, scheduled_update_on_q
+from agents_app.scheduled_state import (
+    ScheduledState,
+    effective_scheduled_state,
+    scheduled_state_case,
+    scheduled_update_on_q,
+)
 
 
 class ClientSettings(models.Model):
@@ -50,7 +55,8 @@ class ClientSettings(models.Model):
         return {name: getattr(self, name) for name in self.SETTING_FIELDS}
 
 
-class Domain(MPTTModel, ClientSettings):
+# django-mptt has no type information, so the plugin cannot see the managers its base adds.
+class Domain(MPTTModel, ClientSettings):  # type: ignore[django-manager-missing]
     """A group of clients; domains may nest. Its settings are the defaults for new clients."""
 
     name = models.CharField(max_length=100)
@@ -88,6 +94,10 @@ class ConnectionStatus(models.TextChoices):
 
 
 class ClientQuerySet(models.QuerySet):
+    def active(self) -> ClientQuerySet:
+        """Clients that are not revoked: the only ones the server updates, counts or notifies."""
+        return self.filter(revoked_at__isnull=True)
+
     def scheduled_update_on(self) -> ClientQuerySet:
         """Clients whose effective scheduled-update state is on (SPEC 2.2)."""
         return self.filter(scheduled_update_on_q())
@@ -147,8 +157,6 @@ class Client(ClientSettings):
 
     @property
     def scheduled_state(self) -> ScheduledState:
-        from agents_app.scheduled_state import effective_scheduled_state
-
         return effective_scheduled_state(
             privilege=self.scheduled_update_privilege,
             setting=self.scheduled_update_setting,

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q
 
-from agents_app.models import Client, ClientSettings, Domain, FutureDomainDefaults
+from agents_app.models import Client, ClientQuerySet, ClientSettings, Domain, FutureDomainDefaults
 from console.audit import audit_record
 
 SETTING_FIELDS: tuple[str, ...] = ClientSettings.SETTING_FIELDS
@@ -44,7 +44,7 @@ class Selection:
     # Every domain inside the selected subtrees (the selected ones included).
     covered_domain_ids: tuple[int, ...] = field(default=())
 
-    def clients(self) -> QuerySet[Client]:
+    def clients(self) -> ClientQuerySet:
         if self.root:
             return Client.objects.all()
         return Client.objects.filter(Q(domain_id__in=self.covered_domain_ids) | Q(pk__in=self.client_ids))
@@ -225,13 +225,15 @@ def privileges_save(
         state = before.state(name)
         return "mixed" if state is None and before.count else state
 
-    diff = {name: {"old": old_value(name), "new": value} for name, value in changes.items() if old_value(name) != value}
+    changed: dict[str, dict[str, bool | str | None]] = {
+        name: {"old": old_value(name), "new": value} for name, value in changes.items() if old_value(name) != value
+    }
     audit_record(
         actor=actor,
         action="privileges.save",
         target=selection.describe(),
         changes={
-            **diff,
+            **changed,
             "scope": ROOT_SCOPES[SCOPE_ALL] if selection.root else "Selected domains and clients",
             "clients_selected": before.count,
             "clients_changed": clients_changed,

@@ -1,12 +1,12 @@
 from django.urls import path
 
-from agents_app import enrollment_views, views
+from agents_app.views import clients, enrollment
 
 app_name = "agents"
 
 urlpatterns = [
-    path("", views.client_management, name="client-management"),
-    path("domains/<int:pk>/children/", views.domain_children, name="domain-children"),
-    path("privileges/", views.privileges, name="privileges"),
-    path("enrollment/", enrollment_views.agent_enrollment, name="enrollment"),
+    path("", clients.client_management, name="client-management"),
+    path("domains/<int:pk>/children/", clients.domain_children, name="domain-children"),
+    path("privileges/", clients.privileges, name="privileges"),
+    path("enrollment/", enrollment.agent_enrollment, name="enrollment"),
 ]

@@ -156,8 +156,8 @@ async def throughput(url: str, duration: float, concurrency: int, rounds: int) -
 
 
 def download_bytes(url: str) -> dict:
-    from agents_app.simulator import AgentSpec, FleetThread
-    from updates_app.patterns import parse_version_label, version_label
+    from agent_api.simulator import AgentSpec, FleetThread
+    from updates_app.version_labels import parse_version_label, version_label
 
     with FleetThread(server_url=url, enrollment_secret=SECRET, specs=[AgentSpec(hostname="probe")]) as fleet:
         probe = fleet.agents[0]

@@ -11,7 +11,7 @@ What it does, all on loopback:
    payloads to the same agents, no database, same concurrency as one send task
    (once before the engine and once after; the ratio uses the better one);
 3. starts a real Celery worker (prefork, 2 processes), adds a component
-   version and sends component_version_added: the event run is created, the
+   version and announces it (component_version_announce): the event run is created, the
    dispatcher claims batches, send tasks post them and record the outcomes;
    the clock stops when no delivery is pending or sending any more;
 4. prints notifications/second for both and their ratio, the worker's peak
@@ -154,11 +154,11 @@ def main() -> None:
 
     from agents_app.models import Client, ConnectionStatus, Domain
     from agents_app.signing import client_signing_key
-    from updates_app.delivery import deliveries_claim
+    from updates_app.components import component_version_announce
+    from updates_app.engine.claim import deliveries_claim
+    from updates_app.engine.runs import deliveries_create
+    from updates_app.engine.sender import outgoing_for
     from updates_app.models import Component, ComponentVersion, Delivery, DeliveryStatus, RunTrigger, UpdateRun
-    from updates_app.notify import outgoing_for
-    from updates_app.runs import deliveries_create
-    from updates_app.signals import component_version_added
     from updates_app.tasks import dispatch_deliveries, send_batch
 
     call_command("migrate", verbosity=0)
@@ -249,7 +249,7 @@ def main() -> None:
                 component=component, number=1, sha256="0" * 64, released_at=timezone.now()
             )
         # As the components service does: after commit.
-        component_version_added.send(sender=None, version=version)
+        component_version_announce(version=version)
         created = time.perf_counter() - started
         run = UpdateRun.objects.get(component_version=version)
         next_beat = time.monotonic() + settings.NOTIFY_DISPATCH_INTERVAL_SECONDS

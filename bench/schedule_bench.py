@@ -73,9 +73,9 @@ def clear_runs() -> None:
 
 
 def plan_window(index: int) -> int:
+    from updates_app.engine.planner import schedule_window_plan
+    from updates_app.engine.windows import Window
     from updates_app.models import Delivery
-    from updates_app.scheduling import schedule_window_plan
-    from updates_app.windows import Window
 
     window = Window(key=f"daily:bench-{index}", start=T0, end=T0 + dt.timedelta(hours=2))
     run = schedule_window_plan(window=window, now=T0, rng=random.Random(index))
@@ -94,8 +94,8 @@ def plan_window_superseding(index: int) -> int:
 
 def baseline_bulk_create(index: int) -> int:
     """The obvious way: fetch the clients, one Delivery object each, bulk_create with Django's default batching."""
+    from updates_app.engine.planner import schedule_eligible_clients
     from updates_app.models import Delivery, DeliveryStatus, RunTrigger, UpdateRun
-    from updates_app.scheduling import schedule_eligible_clients
 
     rng = random.Random(index)
     run = UpdateRun.objects.create(trigger=RunTrigger.SCHEDULE, window_key=f"daily:baseline-{index}")
@@ -120,8 +120,8 @@ def child_main(mode: str, index: int) -> None:
     func = {"plan": plan_window, "supersede": plan_window_superseding, "baseline": baseline_bulk_create}[mode]
     clear_runs()
     if mode == "supersede":
-        from updates_app.scheduling import schedule_window_plan
-        from updates_app.windows import Window
+        from updates_app.engine.planner import schedule_window_plan
+        from updates_app.engine.windows import Window
 
         start = T0 - dt.timedelta(days=1)
         schedule_window_plan(window=Window(key="daily:bench-older", start=start, end=T0), now=start)
@@ -170,7 +170,7 @@ def measure(mode: str, index: int, db_name: str) -> dict[str, float]:
 
 
 def flatness() -> None:
-    from updates_app.spread import per_minute_counts, spread_offsets
+    from updates_app.engine.spread import per_minute_counts, spread_offsets
 
     count, duration = 10_000, 7200.0
     rng = random.Random(7)

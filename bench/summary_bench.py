@@ -42,8 +42,9 @@ from django.core.management import call_command  # noqa: E402
 from django.test import Client as HttpClient  # noqa: E402
 
 from agents_app.models import Client  # noqa: E402
-from updates_app.components import component_download, component_resolve, version_label  # noqa: E402
+from updates_app.components import component_download, component_resolve  # noqa: E402
 from updates_app.models import AutoUpdateSettings, UpdateRun  # noqa: E402
+from updates_app.version_labels import version_label  # noqa: E402
 
 
 def seed(clients: int) -> None:

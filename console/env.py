@@ -107,7 +107,7 @@ def env_database(name: str, default_sqlite_path: Path) -> dict:
         )
     if engine == "django.db.backends.postgresql" and not config.get("NAME"):
         raise ImproperlyConfigured(f"{name} must name a database, got {value!r}.")
-    return config
+    return dict(config)
 
 
 def env_redis_url(name: str) -> str | None:

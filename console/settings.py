@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "console",
     "agents_app",
     "updates_app",
+    "agent_api",
 ]
 
 MIDDLEWARE = [
@@ -174,7 +175,7 @@ REDIS_URL = env_redis_url("REDIS_URL")
 BROKER_DIR = VAR_DIR / "broker"
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
 else:
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -217,10 +218,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "options": {"expires": float(NOTIFY_DISPATCH_INTERVAL_SECONDS) * 2},
     },
     # Opens a Daily/Weekly window when its start time has come (idempotent).
-    "schedule-window": {"task": "updates_app.tasks_schedule.open_schedule_window", "schedule": 60.0},
+    "schedule-window": {"task": "updates_app.tasks.open_schedule_window", "schedule": 60.0},
 }
-# Task modules that autodiscovery (which looks for "tasks") does not find.
-CELERY_IMPORTS = ["updates_app.tasks_schedule"]
 
 # --- Agent API (docs/agent-protocol.md).
 # Only this secret registers agents; it is shown to administrators in the console.
@@ -242,7 +241,7 @@ AGENT_RATE_LIMIT = env_str("AGENT_RATE_LIMIT", "120/min")
 # Registrations per source address (a NAT address may front a whole office).
 AGENT_REGISTRATION_RATE_LIMIT = env_str("AGENT_REGISTRATION_RATE_LIMIT", "6000/min")
 
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, object] = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],

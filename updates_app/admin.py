@@ -4,8 +4,9 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
-from updates_app.components import ComponentError, component_download, version_label
+from updates_app.components import ComponentError, component_download
 from updates_app.models import Component, ComponentVersion, Delivery, UpdateRun
+from updates_app.version_labels import version_label
 
 
 @admin.action(description="Download a new version (simulated vendor download)", permissions=["change"])

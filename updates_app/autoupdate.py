@@ -29,7 +29,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from console.audit import audit_record
-from updates_app.models import AutoUpdateSettings, Frequency, Weekday
+from updates_app.models import FREQUENCY_FIELDS, AutoUpdateSettings, Frequency, Weekday
 
 AUDIT_ACTION = "automatic_update.save"
 AUDIT_TARGET = "Automatic Update settings"
@@ -46,13 +46,6 @@ SCHEDULE_FIELDS = (
 )
 EDITABLE_FIELDS = EVENT_FIELDS + SCHEDULE_FIELDS
 
-# Which schedule fields apply to each frequency (``frequency`` itself always does).
-FREQUENCY_FIELDS: dict[str, tuple[str, ...]] = {
-    Frequency.MINUTES: ("interval_minutes", "config_once_per_day"),
-    Frequency.HOURS: ("interval_hours", "config_once_per_day"),
-    Frequency.DAILY: ("start_time", "period_hours"),
-    Frequency.WEEKLY: ("start_time", "period_hours", "weekday"),
-}
 FREQUENCY_DEPENDENT_FIELDS = frozenset(name for names in FREQUENCY_FIELDS.values() for name in names)
 
 # Short names for the audit log, where the screen's long labels would not fit.

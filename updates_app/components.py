@@ -29,9 +29,10 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from updates_app import patterns
+from updates_app.engine.runs import run_create_for_event
 from updates_app.models import Component, ComponentKind, ComponentVersion
-from updates_app.patterns import version_label
-from updates_app.signals import component_version_added
+from updates_app.tasks import dispatch_soon
+from updates_app.version_labels import VersionLabelError, parse_version_label, version_label
 
 FULL_VERSIONS_KEPT = 7
 INCREMENTAL_DEPTH = 14
@@ -51,10 +52,10 @@ class ComponentError(ValueError):
     """An unknown component or version, or a payload that cannot be a new version."""
 
 
-def parse_version_label(label: str) -> int:
+def _number_of(label: str) -> int:
     try:
-        return patterns.parse_version_label(label)
-    except patterns.PatternError as exc:
+        return parse_version_label(label)
+    except VersionLabelError as exc:
         raise ComponentError(str(exc)) from None
 
 
@@ -167,8 +168,15 @@ def component_download(*, component: Component, payload: bytes | None = None, re
     if new_pattern is not None:
         _build_incrementals(component, new_pattern, previous_pattern)
     transaction.on_commit(lambda: _prune(component, number))
-    transaction.on_commit(lambda: component_version_added.send(sender=ComponentVersion, version=version))
+    # The download -> run step, once the new version is committed and visible to workers.
+    transaction.on_commit(lambda: component_version_announce(version=version))
     return version
+
+
+def component_version_announce(*, version: ComponentVersion) -> None:
+    """Start the event-triggered update for a new version (SPEC 3.2), if the Automatic Update settings ask for it."""
+    if run_create_for_event(version=version) is not None:
+        dispatch_soon()
 
 
 def _build_incrementals(component: Component, new: patterns.Pattern, previous: patterns.Pattern | None) -> None:
@@ -263,7 +271,7 @@ def component_manifest(reported: dict[str, str]) -> list[dict]:
         if have and have != label:
             try:
                 have_number = parse_version_label(have)
-            except ComponentError:
+            except VersionLabelError:
                 have_number = None
             entry = _read_index(slug, version.number).get(str(have_number)) if have_number else None
             if entry:
@@ -279,7 +287,7 @@ def component_manifest(reported: dict[str, str]) -> list[dict]:
 
 def component_file(*, slug: str, label: str, from_label: str | None = None) -> DownloadFile:
     """The file behind a download URL; ComponentError when it is unknown or no longer kept."""
-    number = parse_version_label(label)
+    number = _number_of(label)
     version = ComponentVersion.objects.filter(component__slug=slug, number=number).first()
     if version is None:
         raise ComponentError(f"the server has no {slug} version {label}")
@@ -288,7 +296,7 @@ def component_file(*, slug: str, label: str, from_label: str | None = None) -> D
         if not version.file_path or not path.exists():
             raise ComponentError(f"the full file of {slug} {label} is no longer kept")
         return DownloadFile(path=path, size=version.size, sha256=version.sha256)
-    from_number = parse_version_label(from_label)
+    from_number = _number_of(from_label)
     entry = _read_index(slug, number).get(str(from_number))
     path = _incr_dir(slug, number) / f"{from_number}.inc"
     if not entry or not path.exists():

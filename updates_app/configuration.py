@@ -43,6 +43,7 @@ versions of a whole fleet costs a few dozen hashes, not one per client.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterable
@@ -51,7 +52,7 @@ from typing import Any
 from django.conf import settings
 
 from agents_app.models import Client, ClientSettings
-from updates_app.models import AutoUpdateSettings, Frequency
+from updates_app.models import FREQUENCY_FIELDS, AutoUpdateSettings
 
 CONFIG_SCHEMA_VERSION = 1
 
@@ -62,18 +63,12 @@ CLIENT_CONFIGURATION_FIELDS = ClientSettings.SETTING_FIELDS
 def schedule_document(auto: AutoUpdateSettings) -> dict[str, Any]:
     """The schedule part, identical for every client: only the fields that apply."""
     schedule: dict[str, Any] = {"frequency": auto.frequency}
-    if auto.frequency == Frequency.MINUTES:
-        schedule.update(interval_minutes=auto.interval_minutes, config_once_per_day=auto.config_once_per_day)
-    elif auto.frequency == Frequency.HOURS:
-        schedule.update(interval_hours=auto.interval_hours, config_once_per_day=auto.config_once_per_day)
-    else:
-        schedule.update(
-            start_time=auto.start_time.strftime("%H:%M"),
-            time_zone=settings.TIME_ZONE,
-            period_hours=auto.period_hours,
-        )
-        if auto.frequency == Frequency.WEEKLY:
-            schedule["weekday"] = auto.weekday
+    for name in FREQUENCY_FIELDS[auto.frequency]:
+        value = getattr(auto, name)
+        schedule[name] = value.strftime("%H:%M") if isinstance(value, dt.time) else value
+    if "start_time" in schedule:
+        # A wall-clock time: the agent needs the zone it is read in.
+        schedule["time_zone"] = settings.TIME_ZONE
     return schedule
 
 

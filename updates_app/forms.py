@@ -1,4 +1,6 @@
-"""The Automatic Update screen's form.
+"""The forms of the update screens: Automatic Update, and Manual Update's choice of clients.
+
+Automatic Update:
 
 The browser hides what does not apply to the chosen frequency and disables a
 sub-option while its parent is off, but this form enforces the same rules on
@@ -10,16 +12,20 @@ service keeps their stored value (see updates_app/autoupdate.py).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from crispy_forms.bootstrap import AppendedText
 from crispy_forms.helper import FormHelper
 from crispy_forms.layout import HTML, Div, Field, Fieldset, Layout, Submit
 from django import forms
 from django.conf import settings
+from django.db import models
 
-from updates_app.autoupdate import EDITABLE_FIELDS, FREQUENCY_FIELDS, fields_ignored_for
-from updates_app.models import AutoUpdateSettings, Frequency
+from agents_app.models import Client, ClientQuerySet
+from agents_app.privileges import Selection, SelectionError, selection_resolve
+from updates_app.autoupdate import EDITABLE_FIELDS, fields_ignored_for
+from updates_app.compliance import outdated_client_ids
+from updates_app.models import FREQUENCY_FIELDS, AutoUpdateSettings, Frequency, Weekday
 
 # Besides the settings themselves, a POST carries only these.
 FORM_CONTROL_FIELDS = frozenset({"csrfmiddlewaretoken", "revision", "save"})
@@ -83,9 +89,13 @@ class AutoUpdateSettingsForm(forms.ModelForm):
         # The model's help texts are the seed's explanations; the explicitly
         # declared fields above do not pick them up by themselves.
         for name in ("start_time", "interval_minutes", "interval_hours", "period_hours"):
-            self.fields[name].help_text = AutoUpdateSettings._meta.get_field(name).help_text
-        self.fields["frequency"].choices = Frequency.choices  # no blank choice
-        self.fields["weekday"].choices = [("", "Choose a day"), *self.fields["weekday"].choices[1:]]
+            model_field = AutoUpdateSettings._meta.get_field(name)
+            assert isinstance(model_field, models.Field)
+            self.fields[name].help_text = str(model_field.help_text)
+        frequency_field = cast(forms.ChoiceField, self.fields["frequency"])
+        frequency_field.choices = Frequency.choices  # no blank choice
+        weekday_field = cast(forms.TypedChoiceField, self.fields["weekday"])
+        weekday_field.choices = [("", "Choose a day"), *Weekday.choices]
         if not self.is_bound:
             self.initial["revision"] = self.instance.revision
         self.read_only = read_only
@@ -125,7 +135,7 @@ class AutoUpdateSettingsForm(forms.ModelForm):
                 applies("weekday"),
                 applies("start_time", AppendedText("start_time", zone, css_class="time-input")),
                 applies("period_hours", AppendedText("period_hours", "hour(s)", css_class="interval-input")),
-                # Issue 7 fills this with the load preview; see the template it includes.
+                # The load preview of the chosen schedule (updates_app/preview.py).
                 HTML('{% include "updates_app/_schedule_preview.html" %}'),
             ),
         )
@@ -134,7 +144,8 @@ class AutoUpdateSettingsForm(forms.ModelForm):
         return helper
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         unknown = sorted(set(self.data) - set(self.fields) - FORM_CONTROL_FIELDS)
         if unknown:
             raise forms.ValidationError(
@@ -147,9 +158,9 @@ class AutoUpdateSettingsForm(forms.ModelForm):
             return cleaned  # the frequency already has its error; nothing else can be judged
         for name in fields_ignored_for(frequency):
             # Not applicable: not validated, and the stored value is kept.
-            self._errors.pop(name, None)
+            self.errors.pop(name, None)
             cleaned[name] = getattr(self.instance, name)
-        if frequency == Frequency.WEEKLY and cleaned.get("weekday") is None and "weekday" not in self._errors:
+        if frequency == Frequency.WEEKLY and cleaned.get("weekday") is None and "weekday" not in self.errors:
             self.add_error("weekday", "Choose the day of the week for a Weekly schedule.")
         if cleaned.get("include_roaming_offline") and not cleaned.get("notify_on_download"):
             self.add_error(
@@ -167,3 +178,57 @@ class AutoUpdateSettingsForm(forms.ModelForm):
 
     def settings_values(self) -> dict[str, Any]:
         return {name: self.cleaned_data[name] for name in EDITABLE_FIELDS}
+
+
+# --- Manual Update: "Clients with outdated components" or "Manually selected
+# clients", the latter from the client tree's checkboxes (root, domain, client)
+# resolved by agents_app.privileges.selection_resolve: a ticked domain stands
+# for every client under it.
+
+OUTDATED = "outdated"
+SELECTED = "selected"
+
+
+def _ticked(data, name: str) -> list[str]:
+    return data.getlist(name) if hasattr(data, "getlist") else list(data.get(name, []))
+
+
+class ManualUpdateForm(forms.Form):
+    target = forms.ChoiceField(
+        choices=[(OUTDATED, "Clients with outdated components"), (SELECTED, "Manually selected clients")],
+        widget=forms.RadioSelect(attrs={"class": "form-check-input"}),
+        initial=OUTDATED,
+    )
+
+    selection: Selection | None = None
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        if data.get("target") == SELECTED:
+            try:
+                self.selection = selection_resolve(
+                    root=self.data.get("root") in ("1", "on", "true"),
+                    domain_ids=_ticked(self.data, "domain"),
+                    client_ids=_ticked(self.data, "client"),
+                )
+            except SelectionError as exc:
+                raise forms.ValidationError(str(exc)) from None
+        return data
+
+    def chosen_clients(self) -> ClientQuerySet:
+        """The clients this form asks for, as one queryset."""
+        if self.cleaned_data["target"] == OUTDATED:
+            return Client.objects.active().filter(pk__in=outdated_client_ids())
+        assert self.selection is not None  # clean() resolved it for "selected"
+        return self.selection.clients().active()
+
+    def hidden_selection(self) -> list[tuple[str, str]]:
+        """The selection again, for the confirmation form."""
+        if self.selection is None:
+            return []
+        if self.selection.root:
+            return [("root", "1")]
+        return [("domain", str(d.pk)) for d in self.selection.domains] + [
+            ("client", str(pk)) for pk in self.selection.client_ids
+        ]

@@ -8,12 +8,26 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from updates_app.version_labels import version_label
+
 
 class Frequency(models.TextChoices):
     MINUTES = "minutes", "Minute(s)"
     HOURS = "hours", "Hour(s)"
     DAILY = "daily", "Daily"
     WEEKLY = "weekly", "Weekly"
+
+
+# Which schedule fields each frequency uses (``frequency`` itself always applies).
+# The form, the save service, the preview and the configuration document all read
+# this table; a field missing from a frequency's row is neither validated nor
+# saved nor sent for it.
+FREQUENCY_FIELDS: dict[str, tuple[str, ...]] = {
+    Frequency.MINUTES: ("interval_minutes", "config_once_per_day"),
+    Frequency.HOURS: ("interval_hours", "config_once_per_day"),
+    Frequency.DAILY: ("start_time", "period_hours"),
+    Frequency.WEEKLY: ("start_time", "period_hours", "weekday"),
+}
 
 
 class Weekday(models.IntegerChoices):
@@ -211,8 +225,6 @@ class ComponentVersion(models.Model):
     @property
     def label(self) -> str:
         """The version as administrators and agents see it, e.g. "18.523.00"."""
-        from updates_app.patterns import version_label
-
         return version_label(self.number)
 
 
@@ -221,7 +233,7 @@ class RunTrigger(models.TextChoices):
     SCHEDULE = "schedule", "Scheduled"
     MANUAL = "manual", "Manual"
     # Clients told to update when they restarted and checked in with outdated
-    # components (one run per day collects them; see updates_app.pending).
+    # components (one run per day collects them; see updates_app.engine.handover).
     RESTART = "restart", "Client restart"
 
 
@@ -257,6 +269,10 @@ class DeliveryStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+# Deliveries still waiting to be sent: a new run supersedes them, a check-in hands them over.
+OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
+
+
 class Delivery(models.Model):
     """One notification of one client in one run; the database is its source of truth."""
 
@@ -280,8 +296,8 @@ class Delivery(models.Model):
     # run.scan_after and not no_scan.
     no_scan = models.BooleanField(default=False)
     delivered_at = models.DateTimeField(null=True, blank=True)
-    # The client reported it updated in answer to this notification.
-    updated_at = models.DateTimeField(null=True, blank=True)
+    # When the client reported that it updated in answer to this notification.
+    update_reported_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -39,23 +38,8 @@ INCREMENTAL_MAGIC = "UCINCR"
 FORMAT_VERSION = "1"
 
 
-_LABEL = re.compile(r"^(\d{1,6})\.(\d{3})\.00$")
-
-
 class PatternError(ValueError):
     """A file that is not a valid pattern or incremental, or does not apply."""
-
-
-def version_label(number: int) -> str:
-    """The display form of a version number: 18523 -> "18.523.00"."""
-    return f"{number // 1000}.{number % 1000:03d}.00"
-
-
-def parse_version_label(label: str) -> int:
-    match = _LABEL.match(label) if isinstance(label, str) else None
-    if not match:
-        raise PatternError(f"{label!r} is not a version such as 18.523.00")
-    return int(match[1]) * 1000 + int(match[2])
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,15 @@ import datetime as dt
 import math
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 from django import forms
 from django.utils import timezone
 
-from updates_app.models import AutoUpdateSettings, Frequency, Weekday
-from updates_app.scheduling import agent_scheduled_clients, schedule_eligible_clients
-from updates_app.spread import per_minute_counts, spread_offsets
-from updates_app.windows import Window, next_window_after
+from updates_app.engine.planner import agent_scheduled_clients, schedule_eligible_clients
+from updates_app.engine.spread import per_minute_counts, spread_offsets
+from updates_app.engine.windows import Window, next_window_after
+from updates_app.models import FREQUENCY_FIELDS, AutoUpdateSettings, Frequency, Weekday
 
 # A fixed seed: the preview re-renders on every change, and its histogram
 # should change because the settings did, not because of a new draw.
@@ -47,22 +48,17 @@ class SchedulePreviewForm(forms.Form):
     # A checkbox: absent from the query means off, as in a submitted form.
     config_once_per_day = forms.BooleanField(required=False)
 
-    NEEDS = {
-        Frequency.MINUTES: ("interval_minutes",),
-        Frequency.HOURS: ("interval_hours",),
-        Frequency.DAILY: ("start_time", "period_hours"),
-        Frequency.WEEKLY: ("start_time", "period_hours", "weekday"),
-    }
-
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         frequency = cleaned.get("frequency")
         if frequency is None:
             return cleaned
-        needed = self.NEEDS[frequency]
-        for name in list(self._errors):
+        # Every field the frequency uses but the checkbox, which is simply off when absent.
+        needed = [name for name in FREQUENCY_FIELDS[frequency] if name != "config_once_per_day"]
+        for name in list(self.errors):
             if name in PREVIEW_FIELDS and name not in needed and name != "frequency":
-                del self._errors[name]
+                del self.errors[name]
                 cleaned[name] = None
         for name in needed:
             if cleaned.get(name) is None and name not in self.errors:
@@ -130,8 +126,10 @@ def schedule_preview(
     rng: random.Random | None = None,
 ) -> SchedulePreview:
     now = now or timezone.now()
+    # SchedulePreviewForm requires the fields each frequency uses (FREQUENCY_FIELDS).
     if frequency in (Frequency.MINUTES, Frequency.HOURS):
-        minutes = interval_minutes if frequency == Frequency.MINUTES else interval_hours * 60
+        minutes = interval_minutes if frequency == Frequency.MINUTES else (interval_hours or 0) * 60
+        assert minutes
         clients = agent_scheduled_clients().count()
         return SchedulePreview(
             frequency=frequency,
@@ -141,6 +139,7 @@ def schedule_preview(
             # With "only once per day" each agent fetches its configuration once a day, else at every check.
             config_fetches_per_day=clients if config_once_per_day else round(clients * 1440 / minutes),
         )
+    assert start_time is not None and period_hours is not None
     clients = schedule_eligible_clients().count()
     duration = period_hours * 3600.0
     offsets = spread_offsets(clients, duration_seconds=duration, rng=rng or random.Random(PREVIEW_SEED))

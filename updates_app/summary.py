@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from django.db.models import Count, Max, Q, QuerySet
 
 from agents_app.models import Client
+from updates_app.compliance import is_behind
 from updates_app.models import Component, Delivery, DeliveryStatus, UpdateRun
-from updates_app.patterns import version_label
-from updates_app.versions import latest_version_numbers, outdated_slugs, reported_number
+from updates_app.version_labels import version_label
 
 PROGRESS_FIELDS = ("total", "pending", "delivered", "retrying", "gave_up", "stopped", "updated")
 
@@ -31,35 +31,16 @@ class ComponentStanding:
         return self.outdated / self.clients if self.clients else 0.0
 
 
-def active_clients() -> QuerySet[Client]:
-    return Client.objects.filter(revoked_at=None)
-
-
-def outdated_client_ids() -> list[int]:
-    """Clients behind on at least one component: one pass over the fleet's reports."""
-    latest = latest_version_numbers()
-    if not latest:
-        return []
-    return [
-        pk
-        for pk, reported in active_clients().values_list("pk", "component_versions").iterator(chunk_size=2000)
-        if outdated_slugs(reported, latest)
-    ]
-
-
 def component_standings() -> list[ComponentStanding]:
     """Per component: the server's version, its date, and how many clients are behind."""
     components = list(Component.objects.annotate(latest=Max("versions__number"), last=Max("versions__released_at")))
     behind = dict.fromkeys((c.slug for c in components), 0)
     total = 0
-    for reported in active_clients().values_list("component_versions", flat=True).iterator(chunk_size=2000):
+    for reported in Client.objects.active().values_list("component_versions", flat=True).iterator(chunk_size=2000):
         total += 1
-        reported = reported if isinstance(reported, dict) else {}
+        versions = reported if isinstance(reported, dict) else {}
         for component in components:
-            if component.latest is None:
-                continue
-            have = reported_number(reported.get(component.slug))
-            if have is None or have < component.latest:
+            if component.latest is not None and is_behind(versions.get(component.slug), component.latest):
                 behind[component.slug] += 1
     return [
         ComponentStanding(
@@ -81,7 +62,7 @@ def runs_with_progress() -> QuerySet[UpdateRun]:
         retrying=Count("deliveries", filter=Q(deliveries__status=DeliveryStatus.RETRYING)),
         gave_up=Count("deliveries", filter=Q(deliveries__status=DeliveryStatus.GAVE_UP)),
         stopped=Count("deliveries", filter=Q(deliveries__status__in=stopped)),
-        updated=Count("deliveries", filter=Q(deliveries__updated_at__isnull=False)),
+        updated=Count("deliveries", filter=Q(deliveries__update_reported_at__isnull=False)),
     )
 
 

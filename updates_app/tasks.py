@@ -1,22 +1,23 @@
-"""Celery tasks of the delivery engine: thin wrappers around updates_app.delivery.
+"""Celery tasks: thin wrappers around the engine (updates_app.engine), and the only place that enqueues.
 
 Beat runs ``dispatch_deliveries`` every few seconds; it claims due rows in
 batches and enqueues one ``send_batch`` per batch (never one task per client).
 Nothing waits in the broker: a retry is a row whose next_attempt_at lies in
-the future, so an emptied Redis or a killed worker loses nothing.
+the future, so an emptied Redis or a killed worker loses nothing. Beat also
+runs ``open_schedule_window`` every minute for Daily/Weekly schedules.
 """
 
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
 from agents_app.connection import push_allowed
-from agents_app.models import Client
-from updates_app.delivery import (
+from updates_app.engine.claim import (
     deliveries_claim,
     deliveries_claimed,
     deliveries_give_up_exhausted,
@@ -24,11 +25,28 @@ from updates_app.delivery import (
     deliveries_in_flight,
     deliveries_record_outcomes,
 )
-from updates_app.notify import notifications_send, outgoing_for
+from updates_app.engine.planner import schedule_window_open
+from updates_app.engine.sender import notifications_send, outgoing_for, scan_after_for
 
 logger = logging.getLogger(__name__)
 
 NOT_PUSHED = "not pushed: the server may not reach this address; handed over at the next check-in"
+
+
+def dispatch_soon() -> None:
+    """Start sending once the current transaction commits, instead of at the next beat.
+
+    Beat would get there anyway within NOTIFY_DISPATCH_INTERVAL_SECONDS, so a
+    broker that is down costs a few seconds, never a notification.
+    """
+
+    def enqueue() -> None:
+        try:
+            dispatch_deliveries.delay()
+        except Exception:
+            logger.warning("could not enqueue the dispatcher; beat will pick the run up", exc_info=True)
+
+    transaction.on_commit(enqueue)
 
 
 @shared_task(name="updates_app.tasks.dispatch_deliveries", ignore_result=True)
@@ -45,7 +63,7 @@ def dispatch_deliveries() -> int:
         claimed += len(claim.delivery_ids)
         # The claim is committed (deliveries_claim is atomic); enqueue after any
         # outer transaction too, so the worker sees the rows.
-        transaction.on_commit(lambda token=claim.token: send_batch.delay(token))
+        transaction.on_commit(partial(send_batch.delay, claim.token))
     if claimed:
         logger.info("claimed %d deliveries", claimed)
     return claimed
@@ -54,29 +72,34 @@ def dispatch_deliveries() -> int:
 @shared_task(name="updates_app.tasks.send_batch", ignore_result=True)
 def send_batch(token: str) -> int:
     """Post one claimed batch and record every outcome in bulk; returns the number posted."""
-    items, held = [], []
-    for pk, run_id, run_scan, no_scan, guid, ip, port, status, revoked_at in deliveries_claimed(token=token):
-        # Only the registered address and port, never an unreachable one or
-        # one outside AGENT_ALLOWED_NETWORKS (agents_app.connection).
-        client = Client(ip_address=ip, listener_port=port, status=status, revoked_at=revoked_at)
-        if not push_allowed(client):
-            held.append(pk)
-            continue
-        items.append(
-            outgoing_for(
-                delivery_id=pk,
-                run_id=run_id,
-                scan_after=run_scan and not no_scan,
-                client_guid=guid,
-                ip_address=ip,
-                port=port,
-            )
+    rows = deliveries_claimed(token=token)
+    # Only the registered address and port, never an unreachable one or one
+    # outside AGENT_ALLOWED_NETWORKS (agents_app.connection).
+    held = [row.pk for row in rows if not push_allowed(row)]
+    items = [
+        outgoing_for(
+            delivery_id=row.pk,
+            run_id=row.run_id,
+            scan_after=scan_after_for(run_scan_after=row.run_scan_after, no_scan=row.no_scan),
+            client_guid=str(row.client_guid),
+            ip_address=row.ip_address,
+            port=row.listener_port,
         )
+        for row in rows
+        if push_allowed(row)
+    ]
     deliveries_hold_for_checkin(token=token, delivery_ids=held, reason=NOT_PUSHED)
     outcomes = notifications_send(items)
     deliveries_record_outcomes(token=token, outcomes=outcomes)
-    if len(items) + len(held) >= settings.NOTIFY_BATCH_SIZE:
+    if len(rows) >= settings.NOTIFY_BATCH_SIZE:
         # A full batch suggests more are due: claim the next one now rather
         # than at the next beat.
         dispatch_deliveries.delay()
     return len(items)
+
+
+@shared_task(name="updates_app.tasks.open_schedule_window", ignore_result=True)
+def open_schedule_window() -> str:
+    """Every minute: open the Daily/Weekly window whose start time has come, once."""
+    run = schedule_window_open()
+    return f"opened {run.window_key}" if run else "nothing to open"

@@ -3,7 +3,7 @@
  * chosen frequency, and enable "Include roaming and offline client(s)" only
  * while its parent option is on. The server enforces the same rules.
  *
- * Hook for the schedule preview (issue 7): whenever the frequency, an
+ * Hook for the schedule preview: whenever the frequency, an
  * interval, the start time, the time period or the weekday changes, and once
  * when the page loads, the form dispatches a bubbling CustomEvent
  * "schedule-change" whose detail is

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 
-from updates_app.delivery import deliveries_claim, deliveries_give_up_exhausted
+from updates_app.engine.claim import deliveries_claim, deliveries_give_up_exhausted
 from updates_app.tasks import dispatch_deliveries, send_batch
 
 

@@ -8,8 +8,8 @@ from django.urls import reverse
 
 from agents_app.models import Client
 from tests.agents_app.factories import add_clients, make_domain
+from updates_app.engine.runs import deliveries_create
 from updates_app.models import Delivery, DeliveryStatus, RunTrigger, UpdateRun
-from updates_app.runs import deliveries_create
 
 pytestmark = pytest.mark.django_db
 RUNS = reverse("admin:updates_app_updaterun_changelist")

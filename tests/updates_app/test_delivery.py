@@ -13,7 +13,9 @@ from django.utils import timezone
 
 from agents_app.models import Client, ConnectionStatus
 from tests.updates_app.engine import engine_round
-from updates_app.delivery import WORKER_LOST, deliveries_claim, deliveries_record_outcomes
+from updates_app.components import component_version_announce
+from updates_app.engine.claim import WORKER_LOST, deliveries_claim, deliveries_record_outcomes
+from updates_app.engine.runs import deliveries_create, run_cancel, run_create_manual
 from updates_app.models import (
     AutoUpdateSettings,
     Component,
@@ -23,8 +25,6 @@ from updates_app.models import (
     RunTrigger,
     UpdateRun,
 )
-from updates_app.runs import deliveries_create, run_cancel, run_create_manual
-from updates_app.signals import component_version_added
 from updates_app.tasks import send_batch
 
 NOW = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
@@ -169,7 +169,7 @@ def test_a_new_version_notifies_online_and_unreachable_clients(make_client, djan
     make_client(status=ConnectionStatus.ONLINE, revoked_at=NOW)
     with django_capture_on_commit_callbacks():
         version = new_version()
-        component_version_added.send(sender=None, version=version)
+        component_version_announce(version=version)
     run = UpdateRun.objects.get()
     assert (run.trigger, run.component_version) == (RunTrigger.EVENT, version)
     pushes = dict(run.deliveries.values_list("client_id", "push"))
@@ -184,7 +184,7 @@ def test_include_roaming_and_offline_adds_them_and_roaming_clients_are_not_asked
     online = make_client(status=ConnectionStatus.ONLINE)
     offline = make_client(status=ConnectionStatus.OFFLINE)
     roaming = make_client(status=ConnectionStatus.ROAMING)
-    component_version_added.send(sender=None, version=new_version())
+    component_version_announce(version=new_version())
     run = UpdateRun.objects.get()
     assert run.scan_after
     no_scan = dict(run.deliveries.values_list("client_id", "no_scan"))
@@ -198,7 +198,7 @@ def test_include_roaming_and_offline_adds_them_and_roaming_clients_are_not_asked
 def test_with_the_option_off_a_new_version_starts_no_run(make_client):
     AutoUpdateSettings.objects.update_or_create(pk=1, defaults={"notify_on_download": False})
     make_client()
-    component_version_added.send(sender=None, version=new_version())
+    component_version_announce(version=new_version())
     assert not UpdateRun.objects.exists()
 
 
@@ -236,7 +236,7 @@ def test_cancelling_a_run_stops_its_pending_deliveries(make_client, staff_user):
 def test_the_dispatcher_on_a_real_worker_delivers_an_event_run(celery_worker, make_client):
     clients = [make_client() for _ in range(6)]
     down = make_client(down=True)
-    component_version_added.send(sender=None, version=new_version())
+    component_version_announce(version=new_version())
     # The run kicks the dispatcher on commit; the worker claims and sends.
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:

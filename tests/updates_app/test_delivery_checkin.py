@@ -9,7 +9,9 @@ from django.utils import timezone
 
 from agents_app.models import Client, ConnectionStatus
 from tests.updates_app.engine import engine_round
-from updates_app.delivery import deliveries_claim
+from updates_app.engine.claim import deliveries_claim
+from updates_app.engine.handover import actions_for_checkin
+from updates_app.engine.runs import deliveries_create
 from updates_app.models import (
     AutoUpdateSettings,
     Component,
@@ -19,8 +21,6 @@ from updates_app.models import (
     RunTrigger,
     UpdateRun,
 )
-from updates_app.pending import actions_for_checkin
-from updates_app.runs import deliveries_create
 
 
 @pytest.fixture

@@ -1,18 +1,19 @@
 """End to end with the reference agent: a download turns into notifications, retries and updates.
 
 The live Django server, a real Celery worker and the reference agents
-(agents_app.simulator) talk over real HTTP on loopback. The test plays beat.
+(agent_api.simulator) talk over real HTTP on loopback. The test plays beat.
 """
 
 from __future__ import annotations
 
 import pytest
 
+from agent_api.simulator import AgentSpec, FleetThread
 from agents_app.models import Client
-from agents_app.simulator import AgentSpec, FleetThread
 from tests.updates_app.engine import play_beat_until
-from updates_app.components import component_download, component_resolve, version_label
+from updates_app.components import component_download, component_resolve
 from updates_app.models import AutoUpdateSettings, Delivery, DeliveryStatus, RunTrigger, UpdateRun
+from updates_app.version_labels import version_label
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -42,7 +43,7 @@ def test_a_download_notifies_the_fleet_which_updates_and_a_failing_agent_is_retr
         run = UpdateRun.objects.get(trigger=RunTrigger.EVENT, component_version=newer)
         # then: healthy agents are notified, update and report; the broken one is retried
         healthy = run.deliveries.exclude(client__hostname="broken")
-        assert play_beat_until(lambda: healthy.filter(updated_at__isnull=False).count() == 4, timeout=30.0)
+        assert play_beat_until(lambda: healthy.filter(update_reported_at__isnull=False).count() == 4, timeout=30.0)
         assert set(healthy.values_list("status", "attempts")) == {(DeliveryStatus.DELIVERED, 1)}
         broken = Delivery.objects.get(run=run, client__hostname="broken")
         assert play_beat_until(

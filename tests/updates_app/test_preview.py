@@ -11,11 +11,11 @@ from django.urls import reverse
 
 from agents_app.models import ConnectionStatus
 from tests.updates_app.schedule_fleet import make_fleet
+from updates_app.engine.planner import schedule_window_plan
+from updates_app.engine.spread import per_minute_counts
+from updates_app.engine.windows import Window
 from updates_app.models import AutoUpdateSettings, Delivery, Frequency, UpdateRun
 from updates_app.preview import schedule_preview
-from updates_app.scheduling import schedule_window_plan
-from updates_app.spread import per_minute_counts
-from updates_app.windows import Window
 
 NOON = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
 URL = "/updates/automatic/preview/"

@@ -15,9 +15,9 @@ from django.db import connection
 
 from agents_app.models import Client
 from console.celery import app
-from updates_app.delivery import deliveries_claim
+from updates_app.engine.claim import deliveries_claim
+from updates_app.engine.runs import deliveries_create
 from updates_app.models import Delivery, DeliveryStatus, RunTrigger, UpdateRun
-from updates_app.runs import deliveries_create
 from updates_app.tasks import dispatch_deliveries
 
 from .workers import Worker

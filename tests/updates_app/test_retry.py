@@ -9,9 +9,9 @@ import time_machine
 
 from agents_app.models import Client
 from tests.updates_app.engine import engine_round
-from updates_app import retry
+from updates_app.engine import retry
+from updates_app.engine.runs import deliveries_create
 from updates_app.models import Delivery, DeliveryStatus, RunTrigger, UpdateRun
-from updates_app.runs import deliveries_create
 
 START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 
@@ -29,9 +29,8 @@ def _run_for(client: Client) -> Delivery:
 def test_the_rule_defaults_to_five_attempts_fifteen_minutes_apart(settings):
     assert settings.NOTIFY_MAX_ATTEMPTS == 5
     assert settings.NOTIFY_RETRY_INTERVAL_SECONDS == 900
-    assert retry.next_attempt_after_failure(attempts_made=1, failed_at=START) == START + dt.timedelta(minutes=15)
-    assert retry.next_attempt_after_failure(attempts_made=4, failed_at=START) == START + dt.timedelta(minutes=15)
-    assert retry.next_attempt_after_failure(attempts_made=5, failed_at=START) is None
+    assert retry.max_attempts() == 5
+    assert retry.retry_interval() == dt.timedelta(minutes=15)
 
 
 @pytest.mark.django_db

@@ -16,10 +16,10 @@ from django.utils import timezone
 
 from agents_app.models import Client, ConnectionStatus
 from tests.updates_app.schedule_fleet import make_fleet
+from updates_app.engine.planner import schedule_eligible_clients, schedule_window_open, schedule_window_plan
+from updates_app.engine.spread import per_minute_counts
+from updates_app.engine.windows import Window
 from updates_app.models import AutoUpdateSettings, Delivery, DeliveryStatus, Frequency, RunTrigger, UpdateRun
-from updates_app.scheduling import schedule_eligible_clients, schedule_window_open, schedule_window_plan
-from updates_app.spread import per_minute_counts
-from updates_app.windows import Window
 
 UTC = dt.UTC
 NOON = dt.datetime(2026, 6, 1, 12, 0, tzinfo=UTC)  # a Monday
@@ -279,7 +279,7 @@ def test_the_beat_schedule_runs_the_task_every_minute(settings):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_opens_the_window_that_is_due(celery_worker):
-    from updates_app.tasks_schedule import open_schedule_window
+    from updates_app.tasks import open_schedule_window
 
     local_now = timezone.localtime()
     configure(start_time=(local_now - dt.timedelta(minutes=1)).time().replace(second=0, microsecond=0))
@@ -317,14 +317,14 @@ def test_planned_rows_are_stored_exactly_as_the_orm_stores_them(db):
 
 
 def test_a_planning_that_fails_half_way_leaves_nothing_and_the_next_beat_opens_the_window(daily_noon, monkeypatch):
-    from updates_app import scheduling
+    from updates_app.engine import planner
 
     make_fleet(10)
 
     def broken(**kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(scheduling, "deliveries_insert", broken)
+    monkeypatch.setattr(planner, "deliveries_insert", broken)
     with pytest.raises(RuntimeError):
         beat_at(NOON)
     assert not UpdateRun.objects.exists()

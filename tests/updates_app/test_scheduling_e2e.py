@@ -8,14 +8,14 @@ import time
 import pytest
 from django.utils import timezone
 
+from agent_api.simulator import AgentSpec, FleetThread
 from agents_app.connection import clients_mark_offline
 from agents_app.models import Client, ConnectionStatus
-from agents_app.simulator import AgentSpec, FleetThread
+from updates_app.engine.planner import schedule_window_plan
+from updates_app.engine.windows import Window
 from updates_app.late import late_clients
 from updates_app.models import AutoUpdateSettings, DeliveryStatus, Frequency
-from updates_app.scheduling import schedule_window_plan
 from updates_app.tasks import dispatch_deliveries
-from updates_app.windows import Window
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -7,7 +7,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from updates_app.spread import per_minute_counts, spread_assign, spread_offsets
+from updates_app.engine.spread import per_minute_counts, spread_assign, spread_offsets
 
 
 def test_every_offset_lies_inside_the_window_in_its_own_slot():

@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from agents_app.models import Client, ConnectionStatus
 from tests.updates_app.engine import engine_round
+from updates_app.engine.runs import deliveries_create
 from updates_app.models import Component, ComponentVersion, Delivery, RunTrigger, UpdateRun
-from updates_app.runs import deliveries_create
 
 SUMMARY = reverse("updates:summary")
 
@@ -30,7 +30,7 @@ def run_in_progress(make_client):
     make_client(status=ConnectionStatus.UNREACHABLE)
     run = new_run()
     engine_round()
-    Delivery.objects.filter(client=updated).update(updated_at=timezone.now())
+    Delivery.objects.filter(client=updated).update(update_reported_at=timezone.now())
     return run
 
 
@@ -159,7 +159,8 @@ def test_run_progress_refreshes_without_a_full_reload(logged_in_page, live_serve
 
 
 def test_reported_versions_are_read_as_numbers():
-    from updates_app.versions import outdated_slugs, reported_number
+    from updates_app.compliance import outdated_slugs
+    from updates_app.version_labels import reported_number
 
     assert reported_number(523) == 523
     assert reported_number(" 523 ") == 523

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from agents_app.simulator import AgentSpec, FleetThread
+from agent_api.simulator import AgentSpec, FleetThread
 from console.models import ServiceHeartbeat
 from console.tasks import heartbeat
 from tests.updates_app.engine import play_beat_until
-from updates_app.components import component_download, component_resolve, version_label
+from updates_app.components import component_download, component_resolve
 from updates_app.models import AutoUpdateSettings, DeliveryStatus, RunTrigger, UpdateRun
+from updates_app.version_labels import version_label
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -58,7 +59,7 @@ def test_the_update_summary_shows_real_runs_in_progress(
         # when: the server downloads a new Virus Pattern, then a new Spyware Pattern
         first = UpdateRun.objects.get(trigger=RunTrigger.EVENT, component_version=component_download(component=virus))
         assert play_beat_until(
-            lambda: first.deliveries.filter(updated_at__isnull=False).count() == HEALTHY, timeout=60.0
+            lambda: first.deliveries.filter(update_reported_at__isnull=False).count() == HEALTHY, timeout=60.0
         )
         second = UpdateRun.objects.get(
             trigger=RunTrigger.EVENT, component_version=component_download(component=spyware)
@@ -66,7 +67,8 @@ def test_the_update_summary_shows_real_runs_in_progress(
         retrying = second.deliveries.filter(status=DeliveryStatus.RETRYING)
         assert play_beat_until(
             lambda: (
-                second.deliveries.filter(updated_at__isnull=False).count() == HEALTHY and retrying.count() == FAILING
+                second.deliveries.filter(update_reported_at__isnull=False).count() == HEALTHY
+                and retrying.count() == FAILING
             ),
             timeout=60.0,
         )

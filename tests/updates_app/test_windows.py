@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.test import override_settings
 
-from updates_app.windows import next_window_after, window_for_date, window_open_at
+from updates_app.engine.windows import next_window_after, window_for_date, window_open_at
 
 UTC = dt.UTC
 BERLIN = ZoneInfo("Europe/Berlin")

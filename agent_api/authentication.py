@@ -1,0 +1,86 @@
+"""Bearer-token authentication of agents.
+
+The server stores only sha256(token). The lookup is by that digest (so the
+token itself is never compared byte by byte against a stored secret) and the
+match is confirmed with ``hmac.compare_digest``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from django.conf import settings
+from rest_framework import authentication, exceptions, permissions, throttling
+
+from agent_api.errors import RegisterAgain
+from agents_app.models import Client
+
+
+def token_generate() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class AgentPrincipal:
+    """What ``request.user`` is on the agent API: the authenticated client."""
+
+    client: Client
+    is_authenticated: bool = True
+
+
+class AgentTokenAuthentication(authentication.BaseAuthentication):
+    def authenticate(self, request):
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            return None
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token or len(token) > 200:
+            raise exceptions.AuthenticationFailed("Send 'Authorization: Bearer <token>'.")
+        digest = token_digest(token)
+        client = Client.objects.filter(token_hash=digest).first()
+        if client is None or not hmac.compare_digest(client.token_hash, digest) or client.revoked_at:
+            raise RegisterAgain()
+        return AgentPrincipal(client=client), token
+
+    def authenticate_header(self, request) -> str:
+        # Makes DRF answer 401 (not 403) to unauthenticated calls.
+        return 'Bearer realm="agent"'
+
+
+class IsAgent(permissions.BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return isinstance(request.user, AgentPrincipal)
+
+
+class AgentRateThrottle(throttling.SimpleRateThrottle):
+    """Per-client request rate (per address for registrations).
+
+    Registrations get their own, larger budget: a whole office behind one NAT
+    address registers from that address.
+    """
+
+    scope = "agent"
+
+    def get_rate(self) -> str:
+        return settings.AGENT_RATE_LIMIT
+
+    def allow_request(self, request, view) -> bool:
+        if not isinstance(request.user, AgentPrincipal):
+            self.rate = settings.AGENT_REGISTRATION_RATE_LIMIT
+            self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request, view)
+
+    def get_cache_key(self, request, view) -> str:
+        if isinstance(request.user, AgentPrincipal):
+            ident = f"client-{request.user.client.pk}"
+        else:
+            ident = f"addr-{self.get_ident(request)}"
+        return f"agent-throttle-{ident}"

@@ -1,0 +1,187 @@
+"""What the agent API does: register, check in, configuration, report.
+
+Views in ``agents_app/api/views.py`` validate input and call these; the
+functions take plain values and raise ProtocolError for requests that are
+well-formed but cannot be honoured (nothing is changed then).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.utils import timezone
+
+from agent_api.authentication import token_digest, token_generate
+from agent_api.errors import InvalidEnrollmentSecret, ProtocolError
+from agents_app.connection import status_on_checkin
+from agents_app.models import Client, Domain
+from agents_app.services import client_create, domain_create
+from agents_app.signing import client_signing_key, encode_key
+from updates_app.configuration import client_configuration, configuration_hash
+from updates_app.engine.handover import actions_for_checkin
+from updates_app.engine.reports import delivery_is_for, delivery_mark_updated
+from updates_app.models import ComponentVersion
+from updates_app.version_labels import parse_version_label, version_label
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DOMAIN = "Workgroup"
+
+
+# Key of the PostgreSQL advisory lock that serializes creating top-level domains.
+_DOMAIN_CREATE_LOCK = 0x5EED_D0_0A
+
+
+def _domain_for_hint(hint: str) -> Domain:
+    """The domain named by the agent's hint (any level), else a new top-level one of that name."""
+    name = hint.strip() or DEFAULT_DOMAIN
+    existing = Domain.objects.filter(name__iexact=name).order_by("level", "pk").first()
+    if existing:
+        return existing
+    if connection.vendor == "postgresql":
+        # Many agents of a new office register at once: without the lock two
+        # would create the same domain, or two roots would get one MPTT tree id.
+        # (SQLite already runs one writing transaction at a time.)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_DOMAIN_CREATE_LOCK])
+        existing = Domain.objects.filter(name__iexact=name).order_by("level", "pk").first()
+        if existing:
+            return existing
+    try:
+        # A new domain starts with the server's defaults for future domains.
+        return domain_create(name=name, parent=None)
+    except ValidationError as exc:
+        raise ProtocolError("invalid_domain", f"Cannot create domain {name!r}: {'; '.join(exc.messages)}") from None
+
+
+@transaction.atomic
+def agent_register(
+    *, enrollment_secret: str, hostname: str, ip_address: str, listener_port: int, domain: str, roaming: bool
+) -> dict[str, Any]:
+    if not hmac.compare_digest(enrollment_secret.encode(), settings.AGENT_ENROLLMENT_SECRET.encode()):
+        raise InvalidEnrollmentSecret()
+    target = _domain_for_hint(domain)
+    token = token_generate()
+    client = client_create(
+        domain=target,
+        hostname=hostname,
+        ip_address=ip_address,
+        listener_port=listener_port,
+        reports_roaming=roaming,
+        token_hash=token_digest(token),
+    )
+    client.status = status_on_checkin(
+        ip_address=ip_address, reports_roaming=roaming, roaming_privilege=client.roaming_privilege
+    )
+    client.last_contact_at = timezone.now()
+    client.save(update_fields=["status", "last_contact_at"])
+    return {
+        "client_id": client.guid,
+        "token": token,
+        "signing_key": encode_key(client_signing_key(str(client.guid))),
+        "heartbeat_interval_seconds": settings.AGENT_HEARTBEAT_SECONDS,
+        "domain": target.name,
+    }
+
+
+def _check_versions(versions: dict[str, str]) -> None:
+    """Every reported component and version must exist on the server (one query)."""
+    if not versions:
+        return
+    wanted = {(slug, parse_version_label(label)) for slug, label in versions.items()}
+    found = set(
+        ComponentVersion.objects.filter(
+            component__slug__in=[s for s, _ in wanted], number__in=[n for _, n in wanted]
+        ).values_list("component__slug", "number")
+    )
+    missing = sorted(wanted - found)
+    if missing:
+        slug, number = missing[0]
+        raise ProtocolError("unknown_version", f"The server has no {slug} version {version_label(number)}.")
+
+
+def agent_checkin(
+    *,
+    client: Client,
+    event: str,
+    component_versions: dict[str, str],
+    config_version: str,
+    scheduled_update_disabled: bool,
+    roaming: bool,
+) -> dict[str, Any]:
+    if component_versions != client.component_versions:
+        # What the client already holds on record was checked when it was stored.
+        _check_versions(component_versions)
+    now = timezone.now()
+    status = status_on_checkin(
+        ip_address=client.ip_address, reports_roaming=roaming, roaming_privilege=client.roaming_privilege
+    )
+    fields = {
+        "status": status,
+        "last_contact_at": now,
+        "reports_roaming": roaming,
+        "user_disabled_scheduled_update": scheduled_update_disabled,
+        "config_version": config_version,
+    }
+    if component_versions:
+        fields["component_versions"] = component_versions
+    with transaction.atomic():
+        Client.objects.filter(pk=client.pk).update(**fields)
+        for name, value in fields.items():
+            setattr(client, name, value)
+        actions = actions_for_checkin(client, event=event, reported_versions=component_versions)
+    current = configuration_hash(client_configuration(client))
+    return {
+        "status": status,
+        "actions": actions,
+        "config_changed": current != config_version,
+        "config_version": current,
+        "heartbeat_interval_seconds": settings.AGENT_HEARTBEAT_SECONDS,
+        "server_time": now,
+    }
+
+
+def agent_configuration(*, client: Client) -> dict[str, Any]:
+    document = client_configuration(client)
+    return {"config_version": configuration_hash(document), "configuration": document}
+
+
+@transaction.atomic
+def agent_report(
+    *,
+    client: Client,
+    kind: str,
+    result: str,
+    trigger: str,
+    component_versions: dict[str, str],
+    delivery_id: int | None,
+    message: str,
+) -> dict[str, Any]:
+    _check_versions(component_versions)
+    if delivery_id is not None and not delivery_is_for(client=client, delivery_id=delivery_id):
+        raise ProtocolError("unknown_delivery", f"Delivery {delivery_id} is not one of this client's.")
+    now = timezone.now()
+    fields: dict[str, Any] = {"last_contact_at": now}
+    if component_versions:
+        fields["component_versions"] = component_versions
+    success = result == "success"
+    if kind == "update" and success and trigger == "schedule":
+        fields["last_scheduled_update_at"] = now
+    Client.objects.filter(pk=client.pk).update(**fields)
+    if kind == "update" and success and delivery_id is not None:
+        delivery_mark_updated(client=client, delivery_id=delivery_id, at=now)
+    logger.info(
+        "agent report: client=%s kind=%s result=%s trigger=%s delivery=%s %s",
+        client.guid,
+        kind,
+        result,
+        trigger,
+        delivery_id,
+        message,
+    )
+    return {"recorded": True}

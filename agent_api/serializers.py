@@ -1,0 +1,123 @@
+"""Request and response shapes of the agent API (also the published OpenAPI schema)."""
+
+from __future__ import annotations
+
+import re
+
+from rest_framework import serializers
+
+from updates_app.version_labels import VersionLabelError, parse_version_label
+
+MAX_COMPONENTS = 50
+SLUG = re.compile(r"^[-a-zA-Z0-9_]{1,50}\Z")
+
+
+class VersionsField(serializers.DictField):
+    """``{"virus_pattern": "18.523.00", ...}``: component slug -> version held."""
+
+    child = serializers.CharField(max_length=20)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if len(value) > MAX_COMPONENTS:
+            raise serializers.ValidationError(f"At most {MAX_COMPONENTS} components.")
+        for slug, label in value.items():
+            if not SLUG.match(slug):
+                raise serializers.ValidationError(f"{slug[:50]!r} is not a component name (letters, digits, - and _).")
+            try:
+                parse_version_label(label)
+            except VersionLabelError as exc:
+                raise serializers.ValidationError(f"{slug}: {exc}") from None
+        return value
+
+
+class RegisterRequest(serializers.Serializer):
+    enrollment_secret = serializers.CharField(max_length=200, trim_whitespace=False)
+    hostname = serializers.CharField(max_length=255)
+    ip_address = serializers.IPAddressField()
+    listener_port = serializers.IntegerField(min_value=1, max_value=65535)
+    domain = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    roaming = serializers.BooleanField(required=False, default=False)
+
+
+class RegisterResponse(serializers.Serializer):
+    client_id = serializers.UUIDField()
+    token = serializers.CharField(help_text="Bearer token for every later call; the server keeps only its hash.")
+    signing_key = serializers.CharField(help_text="whsec_... key that signs notifications to this agent.")
+    heartbeat_interval_seconds = serializers.IntegerField()
+    domain = serializers.CharField()
+
+
+class CheckinRequest(serializers.Serializer):
+    event = serializers.ChoiceField(choices=["heartbeat", "restart", "poll"])
+    component_versions = VersionsField(required=False, default=dict)
+    config_version = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    scheduled_update_disabled = serializers.BooleanField(
+        required=False, default=False, help_text="The client user turned scheduled update off in the client console."
+    )
+    roaming = serializers.BooleanField(required=False, default=False)
+
+
+class ActionSerializer(serializers.Serializer):
+    type = serializers.CharField()
+    delivery_id = serializers.IntegerField()
+    run_id = serializers.IntegerField()
+    scan_after = serializers.BooleanField()
+
+
+class CheckinResponse(serializers.Serializer):
+    status = serializers.CharField()
+    actions = ActionSerializer(many=True)
+    config_changed = serializers.BooleanField()
+    config_version = serializers.CharField()
+    heartbeat_interval_seconds = serializers.IntegerField()
+    server_time = serializers.DateTimeField()
+
+
+class ConfigurationResponse(serializers.Serializer):
+    config_version = serializers.CharField()
+    configuration = serializers.DictField()
+
+
+class DownloadSerializer(serializers.Serializer):
+    url = serializers.CharField()
+    size = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    from_version = serializers.CharField(required=False)
+
+
+class ManifestItem(serializers.Serializer):
+    component = serializers.CharField()
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    latest_version = serializers.CharField()
+    sha256 = serializers.CharField(help_text="sha256 of the full file of the latest version.")
+    size = serializers.IntegerField()
+    released_at = serializers.DateTimeField()
+    up_to_date = serializers.BooleanField()
+    full = DownloadSerializer()
+    incremental = DownloadSerializer(allow_null=True)
+
+
+class ManifestResponse(serializers.Serializer):
+    components = ManifestItem(many=True)
+
+
+class ReportRequest(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["update", "scan"])
+    result = serializers.ChoiceField(choices=["success", "failure"])
+    trigger = serializers.ChoiceField(choices=["notification", "schedule", "restart", "manual", "update_now"])
+    component_versions = VersionsField(required=False, default=dict)
+    delivery_id = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, max_value=2**63 - 1
+    )
+    message = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class ReportResponse(serializers.Serializer):
+    recorded = serializers.BooleanField()
+
+
+class ErrorResponse(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()

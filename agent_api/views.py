@@ -1,0 +1,145 @@
+"""The agent API, version 1 (docs/agent-protocol.md). Thin: validate, call agent_api.protocol."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from django.conf import settings
+from django.http import FileResponse, HttpRequest, JsonResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers as drf_serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from agent_api import protocol
+from agent_api import serializers as s
+from agent_api.authentication import AgentPrincipal, AgentRateThrottle, AgentTokenAuthentication, IsAgent
+from agent_api.errors import BodyTooLarge, NotFound, exception_handler
+from agent_api.parsers import LimitedJSONParser
+from agents_app.models import Client
+from updates_app.components import ComponentError, component_file, component_manifest
+
+ERRORS = {
+    400: OpenApiResponse(s.ErrorResponse, description="Invalid request (code: invalid, malformed_json, ...)"),
+    401: OpenApiResponse(s.ErrorResponse, description="No or malformed bearer token (code: unauthenticated)"),
+    403: OpenApiResponse(s.ErrorResponse, description="Unknown or revoked client (code: register_again)"),
+    413: OpenApiResponse(s.ErrorResponse, description="Body too large (code: body_too_large)"),
+    429: OpenApiResponse(s.ErrorResponse, description="Too many requests (code: rate_limited)"),
+}
+
+
+class AgentView(APIView):
+    """Base: bearer-token auth, JSON only, body limit, per-client throttle, JSON errors."""
+
+    authentication_classes = [AgentTokenAuthentication]
+    permission_classes = [IsAgent]
+    parser_classes = [LimitedJSONParser]
+    throttle_classes = [AgentRateThrottle]
+
+    def get_exception_handler(self):
+        return exception_handler
+
+    def initial(self, request, *args, **kwargs):
+        # Refuse an oversized body before reading it.
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > settings.AGENT_MAX_BODY_BYTES:
+            raise BodyTooLarge(f"The request body is larger than {settings.AGENT_MAX_BODY_BYTES} bytes.")
+        super().initial(request, *args, **kwargs)
+
+    @property
+    def client(self) -> Client:
+        return cast(AgentPrincipal, self.request.user).client
+
+    def validated(self, serializer_class) -> dict:
+        if not isinstance(self.request.data, dict):
+            raise drf_serializers.ValidationError({"non_field_errors": ["The body must be a JSON object."]})
+        serializer = serializer_class(data=self.request.data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+
+class RegisterView(AgentView):
+    """Register with the enrollment secret; answers the client id, bearer token and signing key."""
+
+    authentication_classes = []
+    permission_classes = []
+
+    @extend_schema(request=s.RegisterRequest, responses={201: s.RegisterResponse, **ERRORS}, auth=[])
+    def post(self, request):
+        data = self.validated(s.RegisterRequest)
+        answer = protocol.agent_register(**data)
+        return Response(s.RegisterResponse(answer).data, status=201)
+
+
+class CheckinView(AgentView):
+    """Heartbeat, restart or poll: records what the agent holds; answers pending actions and whether the configuration changed."""
+
+    @extend_schema(request=s.CheckinRequest, responses={200: s.CheckinResponse, **ERRORS})
+    def post(self, request):
+        data = self.validated(s.CheckinRequest)
+        answer = protocol.agent_checkin(client=self.client, **data)
+        return Response(s.CheckinResponse(answer).data)
+
+
+class ConfigurationView(AgentView):
+    """The client's configuration document and its version (the document's SHA-256)."""
+
+    @extend_schema(responses={200: s.ConfigurationResponse, **ERRORS})
+    def get(self, request):
+        return Response(protocol.agent_configuration(client=self.client))
+
+
+class ManifestView(AgentView):
+    """Per component: the latest version and, for this client, the incremental or full file to download."""
+
+    @extend_schema(responses={200: s.ManifestResponse, **ERRORS})
+    def get(self, request):
+        items = component_manifest(self.client.component_versions or {})
+        return Response(s.ManifestResponse({"components": items}).data)
+
+
+class DownloadView(AgentView):
+    """The full file of a component version."""
+
+    @extend_schema(
+        responses={
+            (200, "application/octet-stream"): OpenApiResponse(description="The file; X-Content-SHA256 names its hash"),
+            404: OpenApiResponse(s.ErrorResponse, description="Unknown component or version (code: not_found)"),
+            **ERRORS,
+        }
+    )
+    def get(self, request, slug: str, version: str, from_version: str | None = None):
+        try:
+            found = component_file(slug=slug, label=version, from_label=from_version)
+        except ComponentError as exc:
+            raise NotFound(str(exc)) from None
+        response = FileResponse(found.path.open("rb"), content_type="application/octet-stream")
+        response["Content-Length"] = str(found.size)
+        response["X-Content-SHA256"] = found.sha256
+        return response
+
+
+class IncrementalDownloadView(DownloadView):
+    """The incremental from an older version to this one."""
+
+
+class ReportView(AgentView):
+    """The result of an update or a scan, with the notification it answered."""
+
+    @extend_schema(request=s.ReportRequest, responses={200: s.ReportResponse, **ERRORS})
+    def post(self, request):
+        data = self.validated(s.ReportRequest)
+        return Response(protocol.agent_report(client=self.client, **data))
+
+
+def ping_view(request: HttpRequest) -> JsonResponse:
+    """``GET /agent/v1/ping``: is the server there? No authentication, no database."""
+    return JsonResponse({"status": "ok"})
+
+
+def not_found_view(request: HttpRequest, *args: object, **kwargs: object) -> JsonResponse:
+    """Any other path under /agent/ answers JSON too."""
+    return JsonResponse({"code": "not_found", "message": "No such endpoint."}, status=404)

@@ -1,0 +1,22 @@
+"""The end of a delivery's path: the client reports that it updated in answer to it.
+
+The agent API's report step calls these; the summary counts a run's
+"updated" clients from the stamp they write.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from agents_app.models import Client
+from updates_app.models import Delivery
+
+
+def delivery_is_for(*, client: Client, delivery_id: int) -> bool:
+    """Is ``delivery_id`` one of this client's deliveries? (An agent may only report on its own.)"""
+    return Delivery.objects.filter(pk=delivery_id, client=client).exists()
+
+
+def delivery_mark_updated(*, client: Client, delivery_id: int, at: dt.datetime) -> None:
+    """Record the first report of a successful update for this delivery; later reports keep the first stamp."""
+    Delivery.objects.filter(pk=delivery_id, client=client, update_reported_at=None).update(update_reported_at=at)

@@ -1,0 +1,22 @@
+"""The console's front page: the fleet's connection status and the latest update runs."""
+
+from __future__ import annotations
+
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from agents_app.models import Client, ConnectionStatus
+from updates_app.models import UpdateRun
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    counts = dict.fromkeys(ConnectionStatus.values, 0)
+    for row in Client.objects.values("status").order_by().annotate(n=Count("id")):
+        counts[row["status"]] = row["n"]
+    context = {
+        "status_counts": [(label, counts[value]) for value, label in ConnectionStatus.choices],
+        "total_clients": sum(counts.values()),
+        "recent_runs": UpdateRun.objects.select_related("created_by")[:5],
+    }
+    return render(request, "updates_app/overview.html", context)
