@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from agent_api.authentication import token_digest, token_generate
 from agent_api.errors import InvalidEnrollmentSecret, ProtocolError
-from agents_app.connection import status_on_checkin
+from agents_app.connection import listener_address, status_on_checkin
 from agents_app.models import Client, Domain
 from agents_app.services import client_create, domain_create
 from agents_app.signing import client_signing_key, encode_key
@@ -61,10 +61,23 @@ def _domain_for_hint(hint: str) -> Domain:
 
 @transaction.atomic
 def agent_register(
-    *, enrollment_secret: str, hostname: str, ip_address: str, listener_port: int, domain: str, roaming: bool
+    *,
+    enrollment_secret: str,
+    hostname: str,
+    source_address: str,
+    ip_address: str | None,
+    listener_port: int,
+    domain: str,
+    roaming: bool,
 ) -> dict[str, Any]:
+    """Register an agent. ``source_address`` is where the request came from; ``ip_address`` what it reported."""
     if not hmac.compare_digest(enrollment_secret.encode(), settings.AGENT_ENROLLMENT_SECRET.encode()):
         raise InvalidEnrollmentSecret()
+    ip_address = listener_address(source_address=source_address, reported_address=ip_address)
+    if not ip_address:
+        raise ProtocolError("invalid", "The server cannot tell this request's source address.")
+    if ip_address != source_address:
+        logger.info("agent registration: listener address %s as reported (source %s)", ip_address, source_address)
     target = _domain_for_hint(domain)
     token = token_generate()
     client = client_create(

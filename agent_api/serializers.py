@@ -34,7 +34,14 @@ class VersionsField(serializers.DictField):
 class RegisterRequest(serializers.Serializer):
     enrollment_secret = serializers.CharField(max_length=200, trim_whitespace=False)
     hostname = serializers.CharField(max_length=255)
-    ip_address = serializers.IPAddressField()
+    ip_address = serializers.IPAddressField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Informative. The listener address is the request's source address, unless the server "
+        "is configured to trust reported addresses (AGENT_TRUST_REPORTED_ADDRESS), and then only inside "
+        "its allowed networks.",
+    )
     listener_port = serializers.IntegerField(min_value=1, max_value=65535)
     domain = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     roaming = serializers.BooleanField(required=False, default=False)

@@ -17,6 +17,7 @@ from agent_api.authentication import AgentPrincipal, AgentRateThrottle, AgentTok
 from agent_api.errors import BodyTooLarge, NotFound, exception_handler
 from agent_api.parsers import LimitedJSONParser
 from agents_app.models import Client
+from console.client_address import client_ip
 from updates_app.components import ComponentError, component_file, component_manifest
 
 ERRORS = {
@@ -70,7 +71,7 @@ class RegisterView(AgentView):
     @extend_schema(request=s.RegisterRequest, responses={201: s.RegisterResponse, **ERRORS}, auth=[])
     def post(self, request):
         data = self.validated(s.RegisterRequest)
-        answer = protocol.agent_register(**data)
+        answer = protocol.agent_register(source_address=client_ip(request), **data)
         return Response(s.RegisterResponse(answer).data, status=201)
 
 
