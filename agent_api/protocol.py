@@ -52,11 +52,28 @@ def _domain_for_hint(hint: str) -> Domain:
         existing = Domain.objects.filter(name__iexact=name).order_by("level", "pk").first()
         if existing:
             return existing
+    if name.casefold() != DEFAULT_DOMAIN.casefold() and _hinted_domains_full():
+        # Any enrolled agent may name a domain: without a ceiling one of them
+        # could flood the client tree with top-level domains.
+        logger.warning(
+            "agent domain hint %r not created: %d top-level domains exist (AGENT_MAX_HINTED_DOMAINS); "
+            "the agent joins %r",
+            name,
+            settings.AGENT_MAX_HINTED_DOMAINS,
+            DEFAULT_DOMAIN,
+        )
+        return _domain_for_hint(DEFAULT_DOMAIN)
     try:
         # A new domain starts with the server's defaults for future domains.
         return domain_create(name=name, parent=None)
     except ValidationError as exc:
         raise ProtocolError("invalid_domain", f"Cannot create domain {name!r}: {'; '.join(exc.messages)}") from None
+
+
+def _hinted_domains_full() -> bool:
+    """No more top-level domains may be created by hint (the default domain does not count)."""
+    top_level = Domain.objects.filter(parent=None).exclude(name__iexact=DEFAULT_DOMAIN)
+    return top_level.count() >= settings.AGENT_MAX_HINTED_DOMAINS
 
 
 @transaction.atomic
@@ -188,8 +205,10 @@ def agent_report(
     Client.objects.filter(pk=client.pk).update(**fields)
     if kind == "update" and success and delivery_id is not None:
         delivery_mark_updated(client=client, delivery_id=delivery_id, at=now)
+    # %r: the message is the agent's own text; escaped, a newline in it cannot
+    # start a log line of its own.
     logger.info(
-        "agent report: client=%s kind=%s result=%s trigger=%s delivery=%s %s",
+        "agent report: client=%s kind=%s result=%s trigger=%s delivery=%s message=%r",
         client.guid,
         kind,
         result,
