@@ -6,6 +6,7 @@ from typing import cast
 
 from django.conf import settings
 from django.http import FileResponse, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers as drf_serializers
 from rest_framework.response import Response
@@ -141,6 +142,7 @@ def ping_view(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
+@csrf_exempt
 def not_found_view(request: HttpRequest, *args: object, **kwargs: object) -> JsonResponse:
-    """Any other path under /agent/ answers JSON too."""
+    """Any other path under /agent/ answers JSON too (agents send no CSRF token, so a POST gets its 404 too)."""
     return JsonResponse({"code": "not_found", "message": "No such endpoint."}, status=404)
