@@ -108,6 +108,15 @@ def test_domain_names_from_the_console_follow_the_same_rule():
     assert not Domain.objects.exists()
 
 
+def test_a_client_hostname_edited_in_the_admin_follows_the_same_rule(register):
+    data, _ = register()
+    stored = Client.objects.get(guid=data["client_id"])
+    stored.hostname = "pc\u202e1"
+    with pytest.raises(ValidationError) as refused:
+        stored.full_clean()
+    assert "hostname" in refused.value.message_dict
+
+
 def test_the_admin_refuses_a_bidi_domain_name(superuser_client):
     response = superuser_client.post(
         "/admin/agents_app/domain/add/",
