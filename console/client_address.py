@@ -30,11 +30,19 @@ def _networks(ranges: tuple[str, ...]) -> tuple[Network, ...]:
 
 
 def _normalized(text: str) -> str | None:
-    """The address in its canonical text form, or None when ``text`` is not an IP address."""
+    """The address in its canonical text form, or None when ``text`` is not an IP address.
+
+    An IPv4-mapped IPv6 address (``::ffff:10.1.2.3``, what a server listening
+    on a dual-stack socket sees) becomes the IPv4 address it stands for, so it
+    matches IPv4 networks such as AGENT_ALLOWED_NETWORKS' 10.0.0.0/8.
+    """
     try:
-        return str(ipaddress.ip_address(text.strip()))
+        address = ipaddress.ip_address(text.strip())
     except ValueError:
         return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
 
 
 def _trusted(address: str) -> bool:

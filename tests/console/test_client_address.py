@@ -54,3 +54,11 @@ def test_ipv6_addresses_come_back_in_canonical_form(settings):
 
 def test_no_usable_peer_address_is_an_empty_string(settings):
     assert client_ip(request("")) == ""
+
+
+def test_an_ipv4_mapped_peer_is_its_ipv4_address(settings):
+    # A server on a dual-stack socket sees IPv4 clients this way; stored as is,
+    # the address would match no IPv4 network and the client would be unreachable.
+    settings.TRUSTED_PROXIES = ["127.0.0.2/32"]
+    assert client_ip(request("::ffff:127.0.0.9")) == "127.0.0.9"
+    assert client_ip(request("::ffff:127.0.0.2", "::ffff:127.0.3.7")) == "127.0.3.7"
