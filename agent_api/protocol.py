@@ -56,8 +56,8 @@ def _domain_for_hint(hint: str) -> Domain:
         # Any enrolled agent may name a domain: without a ceiling one of them
         # could flood the client tree with top-level domains.
         logger.warning(
-            "agent domain hint %r not created: %d top-level domains exist (AGENT_MAX_HINTED_DOMAINS); "
-            "the agent joins %r",
+            "agent domain hint %r not created: the limit of %d top-level domains (AGENT_MAX_HINTED_DOMAINS) "
+            "is reached; the agent joins %r",
             name,
             settings.AGENT_MAX_HINTED_DOMAINS,
             DEFAULT_DOMAIN,
