@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from agent_api.authentication import token_digest, token_generate
 from agent_api.errors import InvalidEnrollmentSecret, ProtocolError
-from agents_app.connection import status_on_checkin
+from agents_app.connection import listener_address, status_on_checkin
 from agents_app.models import Client, Domain
 from agents_app.services import client_create, domain_create
 from agents_app.signing import client_signing_key, encode_key
@@ -52,6 +52,17 @@ def _domain_for_hint(hint: str) -> Domain:
         existing = Domain.objects.filter(name__iexact=name).order_by("level", "pk").first()
         if existing:
             return existing
+    if name.casefold() != DEFAULT_DOMAIN.casefold() and _hinted_domains_full():
+        # Any enrolled agent may name a domain: without a ceiling one of them
+        # could flood the client tree with top-level domains.
+        logger.warning(
+            "agent domain hint %r not created: the limit of %d top-level domains (AGENT_MAX_HINTED_DOMAINS) "
+            "is reached; the agent joins %r",
+            name,
+            settings.AGENT_MAX_HINTED_DOMAINS,
+            DEFAULT_DOMAIN,
+        )
+        return _domain_for_hint(DEFAULT_DOMAIN)
     try:
         # A new domain starts with the server's defaults for future domains.
         return domain_create(name=name, parent=None)
@@ -59,12 +70,31 @@ def _domain_for_hint(hint: str) -> Domain:
         raise ProtocolError("invalid_domain", f"Cannot create domain {name!r}: {'; '.join(exc.messages)}") from None
 
 
+def _hinted_domains_full() -> bool:
+    """No more top-level domains may be created by hint (the default domain does not count)."""
+    top_level = Domain.objects.filter(parent=None).exclude(name__iexact=DEFAULT_DOMAIN)
+    return top_level.count() >= settings.AGENT_MAX_HINTED_DOMAINS
+
+
 @transaction.atomic
 def agent_register(
-    *, enrollment_secret: str, hostname: str, ip_address: str, listener_port: int, domain: str, roaming: bool
+    *,
+    enrollment_secret: str,
+    hostname: str,
+    source_address: str,
+    ip_address: str | None,
+    listener_port: int,
+    domain: str,
+    roaming: bool,
 ) -> dict[str, Any]:
+    """Register an agent. ``source_address`` is where the request came from; ``ip_address`` what it reported."""
     if not hmac.compare_digest(enrollment_secret.encode(), settings.AGENT_ENROLLMENT_SECRET.encode()):
         raise InvalidEnrollmentSecret()
+    ip_address = listener_address(source_address=source_address, reported_address=ip_address)
+    if not ip_address:
+        raise ProtocolError("invalid", "The server cannot tell this request's source address.")
+    if ip_address != source_address:
+        logger.info("agent registration: listener address %s as reported (source %s)", ip_address, source_address)
     target = _domain_for_hint(domain)
     token = token_generate()
     client = client_create(
@@ -175,8 +205,10 @@ def agent_report(
     Client.objects.filter(pk=client.pk).update(**fields)
     if kind == "update" and success and delivery_id is not None:
         delivery_mark_updated(client=client, delivery_id=delivery_id, at=now)
+    # %r: the message is the agent's own text; escaped, a newline in it cannot
+    # start a log line of its own.
     logger.info(
-        "agent report: client=%s kind=%s result=%s trigger=%s delivery=%s %s",
+        "agent report: client=%s kind=%s result=%s trigger=%s delivery=%s message=%r",
         client.guid,
         kind,
         result,

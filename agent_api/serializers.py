@@ -6,6 +6,7 @@ import re
 
 from rest_framework import serializers
 
+from agents_app.validators import validate_display_name
 from updates_app.version_labels import VersionLabelError, parse_version_label
 
 MAX_COMPONENTS = 50
@@ -33,10 +34,19 @@ class VersionsField(serializers.DictField):
 
 class RegisterRequest(serializers.Serializer):
     enrollment_secret = serializers.CharField(max_length=200, trim_whitespace=False)
-    hostname = serializers.CharField(max_length=255)
-    ip_address = serializers.IPAddressField()
+    hostname = serializers.CharField(max_length=255, validators=[validate_display_name])
+    ip_address = serializers.IPAddressField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Informative. The listener address is the request's source address, unless the server "
+        "is configured to trust reported addresses (AGENT_TRUST_REPORTED_ADDRESS), and then only inside "
+        "its allowed networks.",
+    )
     listener_port = serializers.IntegerField(min_value=1, max_value=65535)
-    domain = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    domain = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, default="", validators=[validate_display_name]
+    )
     roaming = serializers.BooleanField(required=False, default=False)
 
 

@@ -6,6 +6,7 @@ from typing import cast
 
 from django.conf import settings
 from django.http import FileResponse, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers as drf_serializers
 from rest_framework.response import Response
@@ -17,6 +18,7 @@ from agent_api.authentication import AgentPrincipal, AgentRateThrottle, AgentTok
 from agent_api.errors import BodyTooLarge, NotFound, exception_handler
 from agent_api.parsers import LimitedJSONParser
 from agents_app.models import Client
+from console.client_address import client_ip
 from updates_app.components import ComponentError, component_file, component_manifest
 
 ERRORS = {
@@ -70,7 +72,7 @@ class RegisterView(AgentView):
     @extend_schema(request=s.RegisterRequest, responses={201: s.RegisterResponse, **ERRORS}, auth=[])
     def post(self, request):
         data = self.validated(s.RegisterRequest)
-        answer = protocol.agent_register(**data)
+        answer = protocol.agent_register(source_address=client_ip(request), **data)
         return Response(s.RegisterResponse(answer).data, status=201)
 
 
@@ -140,6 +142,7 @@ def ping_view(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
+@csrf_exempt
 def not_found_view(request: HttpRequest, *args: object, **kwargs: object) -> JsonResponse:
-    """Any other path under /agent/ answers JSON too."""
+    """Any other path under /agent/ answers JSON too (agents send no CSRF token, so a POST gets its 404 too)."""
     return JsonResponse({"code": "not_found", "message": "No such endpoint."}, status=404)

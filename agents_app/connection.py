@@ -47,6 +47,20 @@ def ip_allowed(ip: str) -> bool:
     return _in_any(ip, settings.AGENT_ALLOWED_NETWORKS)
 
 
+def listener_address(*, source_address: str, reported_address: str | None) -> str:
+    """The address notifications to a registering agent will go to.
+
+    The registration's source address (console.client_address) by default: an
+    agent cannot name another host for the server to post to. The address it
+    reports is taken instead only when AGENT_TRUST_REPORTED_ADDRESS is on and
+    the address lies inside AGENT_ALLOWED_NETWORKS; otherwise it is ignored.
+    Every push checks the address again (``push_allowed``).
+    """
+    if reported_address and settings.AGENT_TRUST_REPORTED_ADDRESS and ip_allowed(reported_address):
+        return reported_address
+    return source_address
+
+
 class PushTarget(Protocol):
     """What deciding a push needs: a Client, or a claimed delivery row carrying its client's fields."""
 

@@ -19,6 +19,7 @@ from agents_app.scheduled_state import (
     scheduled_state_case,
     scheduled_update_on_q,
 )
+from agents_app.validators import validate_display_name
 
 
 class ClientSettings(models.Model):
@@ -77,6 +78,10 @@ class Domain(MPTTModel, ClientSettings):  # type: ignore[django-manager-missing]
 
     def clean(self) -> None:
         super().clean()
+        try:
+            validate_display_name(self.name)
+        except ValidationError as exc:
+            raise ValidationError({"name": exc.messages}) from None
         if self.pk and self.parent_id:
             if self.parent_id == self.pk:
                 raise ValidationError({"parent": "A domain cannot be its own parent."})
@@ -154,6 +159,13 @@ class Client(ClientSettings):
 
     def __str__(self) -> str:
         return self.hostname
+
+    def clean(self) -> None:
+        super().clean()
+        try:
+            validate_display_name(self.hostname)
+        except ValidationError as exc:
+            raise ValidationError({"hostname": exc.messages}) from None
 
     @property
     def scheduled_state(self) -> ScheduledState:

@@ -235,6 +235,16 @@ AGENT_UNREACHABLE_NETWORKS = env_networks("AGENT_UNREACHABLE_NETWORKS", [])
 AGENT_ALLOWED_NETWORKS = env_networks(
     "AGENT_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]
 )
+# The listener address is where the registration came from (console/client_address.py):
+# behind a reverse proxy, list its addresses here so its X-Forwarded-For is read.
+TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES", [])
+# Take the ip_address an agent reports at registration instead of its source
+# address (still only inside AGENT_ALLOWED_NETWORKS). Off: a holder of the
+# enrollment secret could otherwise aim notifications at any internal address.
+AGENT_TRUST_REPORTED_ADDRESS = env_bool("AGENT_TRUST_REPORTED_ADDRESS", False)
+# Top-level domains agents may create through their domain hint; past it a new
+# name lands in the default domain.
+AGENT_MAX_HINTED_DOMAINS = env_int("AGENT_MAX_HINTED_DOMAINS", 100, minimum=0)
 AGENT_MAX_BODY_BYTES = env_int("AGENT_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
 # Per-client request rate on the agent API (DRF throttle syntax).
 AGENT_RATE_LIMIT = env_str("AGENT_RATE_LIMIT", "120/min")

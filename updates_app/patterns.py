@@ -33,6 +33,8 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from updates_app.version_labels import is_ascii_number
+
 PATTERN_MAGIC = "UCPATTERN"
 INCREMENTAL_MAGIC = "UCINCR"
 FORMAT_VERSION = "1"
@@ -99,7 +101,7 @@ def parse_pattern(data: bytes) -> Pattern:
     header = lines[0].split(" ")
     if len(header) != 4 or header[0] != PATTERN_MAGIC or header[1] != FORMAT_VERSION:
         raise PatternError(f"the first line must be '{PATTERN_MAGIC} {FORMAT_VERSION} <component> <version>'")
-    if not header[3].isdigit():
+    if not is_ascii_number(header[3]):
         raise PatternError("the version number in the header must be a whole number")
     records = lines[1:]
     for record in records:
@@ -116,7 +118,7 @@ def parse_incremental(data: bytes) -> Incremental:
         raise PatternError(
             f"the first line must be '{INCREMENTAL_MAGIC} {FORMAT_VERSION} <component> <from> <to> <sha256>'"
         )
-    if not (header[3].isdigit() and header[4].isdigit()):
+    if not (is_ascii_number(header[3]) and is_ascii_number(header[4])):
         raise PatternError("version numbers in the header must be whole numbers")
     removed: set[str] = set()
     added: set[str] = set()

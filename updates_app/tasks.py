@@ -10,11 +10,12 @@ runs ``open_schedule_window`` every minute for Daily/Weekly schedules.
 from __future__ import annotations
 
 import logging
+import time
 from functools import partial
 
 from celery import shared_task
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 
 from agents_app.connection import push_allowed
 from updates_app.engine.claim import (
@@ -90,12 +91,54 @@ def send_batch(token: str) -> int:
     ]
     deliveries_hold_for_checkin(token=token, delivery_ids=held, reason=NOT_PUSHED)
     outcomes = notifications_send(items)
-    deliveries_record_outcomes(token=token, outcomes=outcomes)
+    _record_outcomes(token=token, outcomes=outcomes)
     if len(rows) >= settings.NOTIFY_BATCH_SIZE:
         # A full batch suggests more are due: claim the next one now rather
         # than at the next beat.
         dispatch_deliveries.delay()
     return len(items)
+
+
+# Recording a batch's outcomes: tries in all, and the wait before the second
+# (doubled before each next one: 0.5 + 1 + 2 + 4 = 7.5 s, far inside the lease).
+RECORD_TRIES = 5
+RECORD_FIRST_BACKOFF_SECONDS = 0.5
+
+
+def _record_outcomes(*, token: str, outcomes: dict[int, str | None]) -> None:
+    """Record what became of a posted batch, surviving a database connection that died meanwhile.
+
+    The posts are made and cannot be taken back: if this one write is lost, the
+    whole batch waits "sending" for its lease, is claimed again and every
+    agent in it gets the same notification once more, for an attempt it did
+    not need. A connection terminated under the task (a database restart, a
+    failover, an administrator's pg_terminate_backend) is the common cause, so
+    the write is tried again on a fresh connection, a bounded number of times
+    with backoff. Retrying is safe: the write is one transaction and only
+    touches rows still held under the batch's token, so a write that did
+    commit before the error is not applied twice. Only when every try fails do
+    the rows go back to the queue, by their lease, as before.
+    """
+    for attempt in range(1, RECORD_TRIES + 1):
+        try:
+            deliveries_record_outcomes(token=token, outcomes=outcomes)
+            return
+        except (OperationalError, InterfaceError) as exc:
+            # Inside a caller's transaction a new connection would lose that
+            # transaction's work: nothing to retry here.
+            if attempt == RECORD_TRIES or connection.in_atomic_block:
+                raise
+            wait = RECORD_FIRST_BACKOFF_SECONDS * 2 ** (attempt - 1)
+            logger.warning(
+                "recording the outcomes of batch %s failed (try %d of %d: %s); retrying in %.1f s on a new connection",
+                token,
+                attempt,
+                RECORD_TRIES,
+                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                wait,
+            )
+            connection.close()
+            time.sleep(wait)
 
 
 @shared_task(name="updates_app.tasks.open_schedule_window", ignore_result=True)

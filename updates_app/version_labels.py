@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import re
 
-_LABEL = re.compile(r"^(\d{1,6})\.(\d{3})\.00$")
+# ASCII digits only: ``\d`` would also take "١٨.500.00" (Arabic-Indic digits),
+# which int() reads as 18 while the text stays different from every label the
+# server writes. ``\Z``, not ``$``, which would also match before a final newline.
+_LABEL = re.compile(r"\A([0-9]{1,6})\.([0-9]{3})\.00\Z")
 
 
 class VersionLabelError(ValueError):
     """Text that is not a version label such as 18.523.00."""
+
+
+def is_ascii_number(text: str) -> bool:
+    """``text`` is a whole number written in ASCII digits (``str.isdigit`` also takes "١٨" and "²")."""
+    return text.isascii() and text.isdigit()
 
 
 def version_label(number: int) -> str:
@@ -38,7 +46,7 @@ def reported_number(value: object) -> int | None:
         return value
     if not isinstance(value, str):
         return None
-    if value.strip().isdigit():
+    if is_ascii_number(value.strip()):
         return int(value.strip())
     try:
         return parse_version_label(value)

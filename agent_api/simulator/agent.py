@@ -41,8 +41,8 @@ class AgentSpec:
 
     hostname: str
     domain: str = "Simulated"
-    # The address it reports at registration; unreachable agents report one in
-    # the server's unreachable ranges and have no listener.
+    # The address it sends from (and reports at registration); unreachable agents
+    # use one in the server's unreachable ranges and have no listener.
     ip_address: str = "127.0.0.1"
     roaming: bool = False
     offline: bool = False
@@ -156,8 +156,8 @@ class SimAgent:
     async def _call_once(self, method: str, path: str, body: dict | None, *, retry: bool) -> Any:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         url = self.fleet.server_url + path
-        assert self.fleet.session is not None, "the fleet was started"
-        async with self.fleet.session.request(method, url, json=body, headers=headers) as response:
+        session = self.fleet.session_for(self.spec.ip_address)
+        async with session.request(method, url, json=body, headers=headers) as response:
             if response.status == 403 and retry and path != "/agent/v1/register":
                 data = await response.json(content_type=None)
                 if data.get("code") == "register_again":
@@ -176,8 +176,8 @@ class SimAgent:
 
     async def _download(self, url: str) -> bytes:
         headers = {"Authorization": f"Bearer {self.token}"}
-        assert self.fleet.session is not None, "the fleet was started"
-        async with self.fleet.session.get(self.fleet.server_url + url, headers=headers) as response:
+        session = self.fleet.session_for(self.spec.ip_address)
+        async with session.get(self.fleet.server_url + url, headers=headers) as response:
             if response.status != 200:
                 raise AgentError(response.status, "download_failed", url)
             data = await response.read()

@@ -85,7 +85,10 @@ class Fleet:
         )
         self.agents: list[SimAgent] = []
         self.by_port: dict[int, SimAgent] = {}
-        self.session: aiohttp.ClientSession | None = None
+        # One client session per source address: an agent's requests leave from
+        # its own address (spec.ip_address), which the server takes as its
+        # listener address at registration.
+        self.sessions: dict[str, aiohttp.ClientSession] = {}
         self._runner: web.AppRunner | None = None
         self._sites: dict[int, web.SockSite] = {}
         self._reserved: dict[int, socket.socket] = {}
@@ -120,10 +123,6 @@ class Fleet:
         self.started_at = time.monotonic()
         self._loop = asyncio.get_running_loop()
         raise_fd_limit(len(self.specs) + 1000)
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self.max_connections),
-            timeout=aiohttp.ClientTimeout(total=60),
-        )
         app = web.Application(client_max_size=64 * 1024)
         app.router.add_post("/notify", self._dispatch)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -146,6 +145,15 @@ class Fleet:
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             raise RuntimeError(f"{len(failures)} agents failed to start; first: {failures[0]!r}") from failures[0]
+
+    def session_for(self, address: str) -> aiohttp.ClientSession:
+        """The client session whose connections leave from ``address`` (a loopback address in tests)."""
+        session = self.sessions.get(address)
+        if session is None:
+            connector = aiohttp.TCPConnector(limit=self.max_connections, local_addr=(address, 0))
+            session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60))
+            self.sessions[address] = session
+        return session
 
     def _bind(self, agent: SimAgent) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -194,8 +202,9 @@ class Fleet:
         await asyncio.gather(*(agent.stop() for agent in self.agents), return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
-        if self.session is not None:
-            await self.session.close()
+        for session in self.sessions.values():
+            await session.close()
+        self.sessions.clear()
         for sock in self._reserved.values():
             sock.close()
         self._reserved.clear()

@@ -28,7 +28,11 @@ def register(client, enrollment):
             "roaming": False,
             **overrides,
         }
-        response = client.post("/agent/v1/register", body, content_type="application/json")
+        # The server takes the listener address from where the request comes
+        # from: an agent "at" another address sends from it.
+        response = client.post(
+            "/agent/v1/register", body, content_type="application/json", REMOTE_ADDR=body["ip_address"]
+        )
         assert response.status_code == 201, response.content
         data = response.json()
         return data, {"HTTP_AUTHORIZATION": f"Bearer {data['token']}"}

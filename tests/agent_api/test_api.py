@@ -36,6 +36,7 @@ def test_registration_creates_a_client_with_its_domain_defaults(client, enrollme
             "domain": "sales",
             "roaming": True,
         },
+        REMOTE_ADDR="127.0.0.5",
     )
     assert response.status_code == 201
     data = response.json()
@@ -43,6 +44,7 @@ def test_registration_creates_a_client_with_its_domain_defaults(client, enrollme
     assert created.domain == domain
     assert created.roaming_privilege and not created.scheduled_update_setting
     assert created.status == ConnectionStatus.ROAMING
+    assert created.ip_address == "127.0.0.5"
     # Only the hash of the token is stored.
     assert created.token_hash == hashlib.sha256(data["token"].encode()).hexdigest()
     assert data["token"] not in str(Client.objects.values().get(pk=created.pk))

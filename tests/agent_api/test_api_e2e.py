@@ -157,7 +157,8 @@ def test_an_unreachable_agent_gets_its_actions_when_it_polls(
     with fleet_for(live_server, specs) as fleet:
         agent = fleet.agents[0]
         client = Client.objects.get(guid=agent.client_id)
-        assert client.status == ConnectionStatus.UNREACHABLE
+        # The reference agent really sends from its NAT address: the server stores where it came from.
+        assert (client.ip_address, client.status) == ("127.0.2.5", ConnectionStatus.UNREACHABLE)
         run = UpdateRun.objects.create(trigger=RunTrigger.MANUAL)
         delivery = Delivery.objects.create(run=run, client=client, next_attempt_at=timezone.now())
 

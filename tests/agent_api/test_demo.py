@@ -41,6 +41,30 @@ def test_the_demo_fleet_registers_agents_and_downloads_start_event_runs(live_ser
     assert UpdateRun.objects.filter(trigger=RunTrigger.EVENT).count() >= 2
 
 
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_the_demos_agents_behind_nat_send_from_their_own_address(live_server, settings, component_storage):
+    settings.AGENT_ENROLLMENT_SECRET = "demo-secret"
+    settings.AGENT_RATE_LIMIT = "10000/min"
+    settings.AGENT_UNREACHABLE_NETWORKS = ["127.0.2.0/24"]
+    call_command(
+        "demo_fleet",
+        server=live_server.url,
+        count=8,
+        first_after=60.0,
+        duration=1.0,
+        fail_rate=0.0,
+        unreachable_rate=0.5,
+        stdout=io.StringIO(),
+    )
+    stored = set(Client.objects.values_list("ip_address", "status"))
+    natted = {(ip, status) for ip, status in stored if ip.startswith("127.0.2.")}
+    # The server stored where each agent's requests came from, so the NATed
+    # ones are unreachable (never pushed to) and the others online.
+    assert natted and {status for _, status in natted} == {"unreachable"}
+    assert stored - natted == {("127.0.0.1", "online")}
+
+
 @pytest.mark.django_db
 def test_bad_demo_options_are_refused():
     with pytest.raises(CommandError, match="--count"):

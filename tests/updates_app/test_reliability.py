@@ -173,3 +173,49 @@ def test_concurrent_claims_on_postgresql_skip_each_others_rows(make_client):
     every = [pk for mine in claimed for pk in mine]
     assert len(every) == len(set(every)) == 60
     assert sum(1 for mine in claimed if mine) >= 2
+
+
+def terminate_other_connections() -> int:
+    """pg_terminate_backend every other connection to the test database (the worker's); returns how many."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_whose_database_connection_is_terminated_mid_batch_records_its_outcomes_once(
+    make_client, workers, purged_broker
+):
+    # given: slow agents (a batch of 20 takes about 1.5 s at 4 in flight) and
+    # a lease long enough that only a lost write could bring a batch back
+    agents = [make_client(delay=0.3).agent for _ in range(30)]
+    down = [make_client(down=True) for _ in range(2)]
+    worker = workers("terminated", NOTIFY_BATCH_SIZE="20", NOTIFY_CONCURRENCY="4", NOTIFY_LEASE_SECONDS="8")
+    run = new_run()
+    dispatch_deliveries.delay()
+    # when: the worker's database connection is terminated while it posts its
+    # first batch, so the write of that batch's outcomes meets a dead connection
+    deadline = time.monotonic() + 15
+    while sum(len(a.received) for a in agents) < 6 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert terminate_other_connections() >= 1
+    assert sum(len(a.received) for a in agents) < 20
+    play_beat_until_done(timeout=30)
+    # then
+    deliveries = {d.client.listener_port: d for d in run.deliveries.select_related("client")}
+    healthy = [deliveries[a.port] for a in agents]
+    lost = sum(d.status != DeliveryStatus.DELIVERED for d in healthy)
+    sixth_attempts = sum(d.attempts > 5 for d in deliveries.values())
+    duplicates = sum(len(a.received) - 1 for a in agents)
+    print(f"connection terminated mid-batch: lost={lost} sixth_attempts={sixth_attempts} duplicates={duplicates}")
+    assert (lost, sixth_attempts, duplicates) == (0, 0, 0)
+    assert {d.attempts for d in healthy} == {1}
+    assert {(deliveries[c.listener_port].status, deliveries[c.listener_port].attempts) for c in down} == {
+        (DeliveryStatus.GAVE_UP, 5)
+    }
+    # The fault really hit the write, and the retry on a new connection saved it.
+    log = worker.log.read_text()
+    assert "try 1 of 5" in log and "retrying in 0.5 s on a new connection" in log

@@ -4,6 +4,8 @@ One send task posts one batch: at most NOTIFY_CONCURRENCY requests in flight,
 each bounded by short timeouts, so an unreachable client costs seconds, not
 minutes, and never blocks the rest of the batch. Only a 2xx answer counts as
 delivered; everything else comes back as a short error text for last_error.
+A redirect is never followed (the notification goes only to the address the
+server checked), so a 3xx is a failed attempt too.
 """
 
 from __future__ import annotations
@@ -72,6 +74,15 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:200] or type(exc).__name__
 
 
+def _answer_error(status: int) -> str | None:
+    """None for a 2xx answer (delivered); otherwise the failed attempt's error."""
+    if 200 <= status < 300:
+        return None
+    if 300 <= status < 400:
+        return f"HTTP {status}: redirects are not followed"
+    return f"HTTP {status}"
+
+
 async def _post_all(items: list[Outgoing], *, concurrency: int) -> dict[int, str | None]:
     timeout = aiohttp.ClientTimeout(
         total=settings.NOTIFY_TIMEOUT_SECONDS, sock_connect=settings.NOTIFY_CONNECT_TIMEOUT_SECONDS
@@ -85,10 +96,13 @@ async def _post_all(items: list[Outgoing], *, concurrency: int) -> dict[int, str
     async def post(session: aiohttp.ClientSession, item: Outgoing) -> None:
         async with gate:
             try:
-                async with session.post(item.url, data=item.body, headers=item.headers) as response:
+                # Never follow a redirect: the listener could otherwise send the
+                # signed POST to any address, outside AGENT_ALLOWED_NETWORKS.
+                async with session.post(
+                    item.url, data=item.body, headers=item.headers, allow_redirects=False
+                ) as response:
                     await response.read()
-                    ok = 200 <= response.status < 300
-                    outcomes[item.delivery_id] = None if ok else f"HTTP {response.status}"
+                    outcomes[item.delivery_id] = _answer_error(response.status)
             except Exception as exc:
                 outcomes[item.delivery_id] = _describe(exc)
 
