@@ -87,6 +87,9 @@ def celery_worker(celery_app_for_tests, transactional_db):
     """A real Celery worker running in a thread, consuming from the real broker."""
     from celery.contrib.testing.worker import start_worker
 
+    # Messages left by earlier tests (dispatcher kicks after downloads, with no
+    # worker running) would be worked through first and eat this test's time.
+    celery_app_for_tests.control.purge()
     with start_worker(celery_app_for_tests, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
         yield worker
 
