@@ -161,6 +161,8 @@ def agent_report(
     component_versions: dict[str, str],
     delivery_id: int | None,
     message: str,
+    download_source: str = "",
+    proxy: str = "",
 ) -> dict[str, Any]:
     _check_versions(component_versions)
     if delivery_id is not None and not delivery_is_for(client=client, delivery_id=delivery_id):
@@ -170,18 +172,22 @@ def agent_report(
     if component_versions:
         fields["component_versions"] = component_versions
     success = result == "success"
+    if kind == "update" and download_source:
+        fields.update(last_update_source=download_source, last_update_proxy=proxy)
     if kind == "update" and success and trigger == "schedule":
         fields["last_scheduled_update_at"] = now
     Client.objects.filter(pk=client.pk).update(**fields)
     if kind == "update" and success and delivery_id is not None:
         delivery_mark_updated(client=client, delivery_id=delivery_id, at=now)
     logger.info(
-        "agent report: client=%s kind=%s result=%s trigger=%s delivery=%s %s",
+        "agent report: client=%s kind=%s result=%s trigger=%s delivery=%s source=%s proxy=%r %r",
         client.guid,
         kind,
         result,
         trigger,
         delivery_id,
+        download_source or "-",
+        proxy,
         message,
     )
     return {"recorded": True}
