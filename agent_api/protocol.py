@@ -191,6 +191,8 @@ def agent_report(
     component_versions: dict[str, str],
     delivery_id: int | None,
     message: str,
+    download_source: str = "",
+    proxy: str = "",
 ) -> dict[str, Any]:
     _check_versions(component_versions)
     if delivery_id is not None and not delivery_is_for(client=client, delivery_id=delivery_id):
@@ -200,6 +202,8 @@ def agent_report(
     if component_versions:
         fields["component_versions"] = component_versions
     success = result == "success"
+    if kind == "update" and download_source:
+        fields.update(last_update_source=download_source, last_update_proxy=proxy)
     if kind == "update" and success and trigger == "schedule":
         fields["last_scheduled_update_at"] = now
     Client.objects.filter(pk=client.pk).update(**fields)
@@ -208,12 +212,14 @@ def agent_report(
     # %r: the message is the agent's own text; escaped, a newline in it cannot
     # start a log line of its own.
     logger.info(
-        "agent report: client=%s kind=%s result=%s trigger=%s delivery=%s message=%r",
+        "agent report: client=%s kind=%s result=%s trigger=%s delivery=%s source=%s proxy=%r message=%r",
         client.guid,
         kind,
         result,
         trigger,
         delivery_id,
+        download_source or "-",
+        proxy,
         message,
     )
     return {"recorded": True}

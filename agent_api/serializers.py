@@ -122,6 +122,9 @@ class ReportRequest(serializers.Serializer):
         required=False, allow_null=True, default=None, min_value=1, max_value=2**63 - 1
     )
     message = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    # Where the update's files came from, and through which proxy ("" for a direct connection).
+    download_source = serializers.ChoiceField(choices=["", "server", "activeupdate"], required=False, default="")
+    proxy = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
 
 
 class ReportResponse(serializers.Serializer):

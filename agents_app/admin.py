@@ -50,7 +50,15 @@ class ClientAdmin(admin.ModelAdmin):
     list_filter = ("status", ("domain", TreeRelatedFieldListFilter), ScheduledStateFilter)
     search_fields = ("hostname", "ip_address")
     list_select_related = ("domain",)
-    readonly_fields = ("guid", "token_hash", "registered_at", "config_version", "component_versions")
+    readonly_fields = (
+        "guid",
+        "token_hash",
+        "registered_at",
+        "config_version",
+        "component_versions",
+        "last_update_source",
+        "last_update_proxy",
+    )
     list_per_page = 100
     show_full_result_count = False  # no COUNT(*) over 100,000 rows per page view
 

@@ -33,6 +33,7 @@ class PrivilegesForm(forms.Form):
     roaming_privilege = forms.ChoiceField(choices=TRI_STATE_CHOICES)
     update_now_privilege = forms.ChoiceField(choices=TRI_STATE_CHOICES)
     scheduled_update_privilege = forms.ChoiceField(choices=TRI_STATE_CHOICES)
+    proxy_privilege = forms.ChoiceField(choices=TRI_STATE_CHOICES)
     download_from_activeupdate = forms.ChoiceField(choices=TRI_STATE_CHOICES)
     scheduled_update_setting = forms.ChoiceField(choices=TRI_STATE_CHOICES)
     components_only = forms.ChoiceField(choices=TRI_STATE_CHOICES)
@@ -86,6 +87,7 @@ class PrivilegesForm(forms.Form):
                         tri("update_now_privilege"),
                         tri("scheduled_update_privilege"),
                     ),
+                    Fieldset("Proxy Setting Privileges", tri("proxy_privilege")),
                     css_id="tab-privileges",
                 ),
                 Tab(

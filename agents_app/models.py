@@ -1,6 +1,6 @@
 """The client tree: domains (an MPTT tree) and the clients in them.
 
-The six settings of the "Privileges and Other Settings" dialog live on every
+The settings of the "Privileges and Other Settings" dialog live on every
 client and, as defaults for clients joining it, on every domain.
 """
 
@@ -30,6 +30,8 @@ class ClientSettings(models.Model):
     update_now_privilege = models.BooleanField('Perform "Update Now"', default=True)
     # Option 1 in the seed.
     scheduled_update_privilege = models.BooleanField("Enable scheduled update", default=True)
+    # Proxy Setting Privileges: the client user may set the proxy that "Update Now" uses.
+    proxy_privilege = models.BooleanField("Allow client users to configure proxy settings", default=False)
     # Other Settings tab, Update Settings
     download_from_activeupdate = models.BooleanField(
         "Clients download updates from the ActiveUpdate server", default=False
@@ -44,6 +46,7 @@ class ClientSettings(models.Model):
         "roaming_privilege",
         "update_now_privilege",
         "scheduled_update_privilege",
+        "proxy_privilege",
         "download_from_activeupdate",
         "scheduled_update_setting",
         "components_only",
@@ -151,6 +154,10 @@ class Client(ClientSettings):
     # update"), reported by the agent; it only counts when option 2 is on.
     user_disabled_scheduled_update = models.BooleanField(default=False)
     last_scheduled_update_at = models.DateTimeField(null=True, blank=True)
+    # Where the last reported update came from ("server" or "activeupdate") and
+    # through which proxy ("" for a direct connection), as the agent said.
+    last_update_source = models.CharField(max_length=20, blank=True)
+    last_update_proxy = models.CharField(max_length=300, blank=True)
 
     objects = ClientQuerySet.as_manager()
 

@@ -119,6 +119,20 @@ def env_redis_url(name: str) -> str | None:
     return value
 
 
+def optional_secret(name: str, *, debug: bool, key_file: Path) -> str:
+    """A secret from the environment; generated once for local runs; "" outside DEBUG when unset.
+
+    For secrets that only some features need: their absence is reported by a
+    deploy check and by the feature itself, not by refusing to start.
+    """
+    value = _raw(name)
+    if value:
+        return value
+    if not debug:
+        return ""
+    return secret_key(name, debug=debug, key_file=key_file)
+
+
 def secret_key(name: str, *, debug: bool, key_file: Path) -> str:
     """The SECRET_KEY from the environment, or one generated once for local runs.
 

@@ -18,6 +18,7 @@ from console.env import (
     env_redis_url,
     env_str,
     env_time_zone,
+    optional_secret,
     secret_key,
 )
 
@@ -28,6 +29,8 @@ VAR_DIR = Path(env_str("CONSOLE_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DEBUG", True)
 SECRET_KEY = secret_key("SECRET_KEY", debug=DEBUG, key_file=VAR_DIR / "secret_key")
+# Encrypts secrets stored in the database (proxy passwords); see console/encryption.py.
+FIELD_ENCRYPTION_KEY = optional_secret("FIELD_ENCRYPTION_KEY", debug=DEBUG, key_file=VAR_DIR / "field_encryption_key")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -127,6 +130,10 @@ STORAGES = {
 MEDIA_ROOT = VAR_DIR / "media"
 # Component payloads (full pattern files and cached incrementals).
 COMPONENT_STORAGE_DIR = Path(env_str("COMPONENT_STORAGE_DIR", str(VAR_DIR / "components")))
+# The ActiveUpdate server (the vendor's feed) that clients with "Clients download
+# updates from the ActiveUpdate server" fall back to; the demo and the tests run a
+# stand-in (manage.py activeupdate_feed). Empty: no fallback source.
+ACTIVEUPDATE_URL = env_str("ACTIVEUPDATE_URL", "")
 # The simulated vendor: size of a first pattern and of each later release (records).
 COMPONENT_PATTERN_INITIAL_RECORDS = env_int("COMPONENT_PATTERN_INITIAL_RECORDS", 20_000, minimum=1)
 COMPONENT_PATTERN_RECORDS_ADDED = env_int("COMPONENT_PATTERN_RECORDS_ADDED", 200, minimum=0)

@@ -13,13 +13,21 @@ from __future__ import annotations
 from django.db.models import Max
 
 from agents_app.models import Client
-from updates_app.models import ComponentVersion
+from updates_app.models import ComponentKind, ComponentVersion
 from updates_app.version_labels import reported_number
+
+# The client program and hot fixes are offered too, but a client that may only
+# update components is not behind for lacking them.
+COMPONENT_KINDS = (ComponentKind.PATTERN, ComponentKind.ENGINE)
 
 
 def latest_version_numbers() -> dict[str, int]:
-    """{component slug: the server's latest version number}, in one query."""
-    rows = ComponentVersion.objects.values("component__slug").annotate(latest=Max("number"))
+    """{component slug: the server's latest version number} for components proper, in one query."""
+    rows = (
+        ComponentVersion.objects.filter(component__kind__in=COMPONENT_KINDS)
+        .values("component__slug")
+        .annotate(latest=Max("number"))
+    )
     return {row["component__slug"]: row["latest"] for row in rows}
 
 

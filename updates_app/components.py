@@ -45,6 +45,11 @@ CATALOGUE: dict[str, tuple[str, str, int]] = {
     "spyware_pattern": ("Spyware Pattern", ComponentKind.PATTERN, 2_300),
     "smart_scan_agent_pattern": ("Smart Scan Agent Pattern", ComponentKind.PATTERN, 19_100),
     "virus_scan_engine": ("Virus Scan Engine", ComponentKind.ENGINE, 12_000),
+    # The agent program and its hot fixes travel the same way (simulated like the engine);
+    # clients with "Clients can update components but not upgrade the client program or
+    # deploy hot fixes" skip them.
+    "client_program": ("Client Program", ComponentKind.PROGRAM, 14_000),
+    "hot_fix": ("Hot Fix", ComponentKind.HOTFIX, 1_000),
 }
 
 

@@ -25,7 +25,13 @@ The document (schema 1)::
         "scan_after_update": bool        # roaming clients excluded
       },
       "update_on_restart": bool,         # update when restarting and connecting (not while roaming)
-      "privileges": {"roaming": bool, "update_now": bool, "scheduled_update": bool},
+      "proxy": {                         # Administration > Proxy Settings
+        "automatic": {"detect": bool, "script_url": "http://..." | null},
+        "internal": {"host": str, "port": int, "username": str, "password": str} | null,
+        "external": {"host": str, "port": int, "username": str, "password": str} | null
+      },
+      "activeupdate_url": "http://..." | null,  # the ActiveUpdate server, for clients allowed to use it
+      "privileges": {"roaming": bool, "update_now": bool, "scheduled_update": bool, "configure_proxy": bool},
       "update_settings": {"download_from_activeupdate": bool, "scheduled_update": bool, "components_only": bool},
       "scheduled_update": {"enabled": bool, "user_may_disable": bool}
     }
@@ -35,9 +41,9 @@ The last part is the client's effective scheduled-update state as configured
 reported by the agent, not configured, so it is left out and flipping it does
 not make a new version.
 
-The document depends on the shared settings and on a client's six dialog
+The document depends on the shared settings and on a client's dialog
 settings only, so ``ConfigurationBuilder`` computes the shared part once and
-each distinct combination of client settings (at most 64) once: building the
+each distinct combination of client settings (at most 128) once: building the
 versions of a whole fleet costs a few dozen hashes, not one per client.
 """
 
@@ -52,7 +58,8 @@ from typing import Any
 from django.conf import settings
 
 from agents_app.models import Client, ClientSettings
-from updates_app.models import FREQUENCY_FIELDS, AutoUpdateSettings
+from updates_app.models import FREQUENCY_FIELDS, AutoUpdateSettings, ProxySettings
+from updates_app.proxy import activeupdate_url, proxy_document
 
 CONFIG_SCHEMA_VERSION = 1
 
@@ -72,9 +79,11 @@ def schedule_document(auto: AutoUpdateSettings) -> dict[str, Any]:
     return schedule
 
 
-def shared_document(auto: AutoUpdateSettings) -> dict[str, Any]:
+def shared_document(auto: AutoUpdateSettings, proxy: ProxySettings | None = None) -> dict[str, Any]:
     """The part of the document that is the same for every client."""
     return {
+        "proxy": proxy_document(proxy or ProxySettings.load()),
+        "activeupdate_url": activeupdate_url(),
         "schema": CONFIG_SCHEMA_VERSION,
         "schedule": schedule_document(auto),
         "event_triggered": {
@@ -87,13 +96,14 @@ def shared_document(auto: AutoUpdateSettings) -> dict[str, Any]:
 
 
 def client_document(values: dict[str, bool]) -> dict[str, Any]:
-    """The per-client part, from the six dialog settings (CLIENT_CONFIGURATION_FIELDS)."""
+    """The per-client part, from the dialog's settings (CLIENT_CONFIGURATION_FIELDS)."""
     privilege = values["scheduled_update_privilege"]
     return {
         "privileges": {
             "roaming": values["roaming_privilege"],
             "update_now": values["update_now_privilege"],
             "scheduled_update": privilege,
+            "configure_proxy": values["proxy_privilege"],
         },
         "update_settings": {
             "download_from_activeupdate": values["download_from_activeupdate"],
@@ -155,7 +165,7 @@ class ConfigurationBuilder:
         return {client.pk: self.version_of_values(client.settings_dict()) for client in clients}
 
     def version_of_values(self, values: dict[str, bool]) -> str:
-        """The version for one set of the six dialog settings (a row of .values())."""
+        """The version for one set of the dialog settings (a row of .values())."""
         key = tuple(bool(values[name]) for name in CLIENT_CONFIGURATION_FIELDS)
         cached = self._cache.get(key)
         return cached[1] if cached is not None else self.for_values(values)[1]

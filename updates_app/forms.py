@@ -12,6 +12,8 @@ service keeps their stored value (see updates_app/autoupdate.py).
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Any, cast
 
 from crispy_forms.bootstrap import AppendedText
@@ -19,13 +21,17 @@ from crispy_forms.helper import FormHelper
 from crispy_forms.layout import HTML, Div, Field, Fieldset, Layout, Submit
 from django import forms
 from django.conf import settings
+from django.core.validators import URLValidator
 from django.db import models
 
 from agents_app.models import Client, ClientQuerySet
 from agents_app.privileges import Selection, SelectionError, selection_resolve
+from console.encryption import encryption_available
 from updates_app.autoupdate import EDITABLE_FIELDS, fields_ignored_for
 from updates_app.compliance import outdated_client_ids
-from updates_app.models import FREQUENCY_FIELDS, AutoUpdateSettings, Frequency, Weekday
+from updates_app.models import FREQUENCY_FIELDS, AutoUpdateSettings, Frequency, ProxySettings, Weekday
+from updates_app.proxy import PLAIN_FIELDS as PROXY_PLAIN_FIELDS
+from updates_app.proxy import PROXY_KINDS
 
 # Besides the settings themselves, a POST carries only these.
 FORM_CONTROL_FIELDS = frozenset({"csrfmiddlewaretoken", "revision", "save"})
@@ -232,3 +238,164 @@ class ManualUpdateForm(forms.Form):
         return [("domain", str(d.pk)) for d in self.selection.domains] + [
             ("client", str(pk)) for pk in self.selection.client_ids
         ]
+
+
+# --- Administration > Proxy Settings.
+
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def validate_proxy_host(value: str) -> None:
+    """A host name (letters, digits, hyphens, dots) or an IPv4/IPv6 address; no scheme, port or path."""
+    try:
+        ipaddress.ip_address(value.strip("[]"))
+        return
+    except ValueError:
+        pass
+    labels = value.rstrip(".").split(".")
+    if len(value) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
+        raise forms.ValidationError(
+            "Enter a host name such as proxy.example.com or an IP address, without http:// or a port.",
+            code="invalid_host",
+        )
+
+
+class ProxySettingsForm(forms.ModelForm):
+    revision = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    pac_url = forms.URLField(
+        label="Address",
+        required=False,
+        max_length=500,
+        assume_scheme="http",
+        validators=[URLValidator(schemes=["http", "https"])],
+        error_messages={"invalid": "Enter an http:// or https:// address of the configuration script."},
+        help_text="For example http://proxy.example.com/proxy.pac.",
+    )
+    internal_port = forms.IntegerField(
+        label="Port",
+        required=False,
+        min_value=1,
+        max_value=65535,
+        error_messages={"min_value": "Enter a port from 1 to 65535.", "max_value": "Enter a port from 1 to 65535."},
+    )
+    external_port = forms.IntegerField(
+        label="Port",
+        required=False,
+        min_value=1,
+        max_value=65535,
+        error_messages={"min_value": "Enter a port from 1 to 65535.", "max_value": "Enter a port from 1 to 65535."},
+    )
+    internal_password = forms.CharField(
+        label="Password",
+        required=False,
+        max_length=200,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Leave blank to keep the current password.",
+    )
+    internal_password_remove = forms.BooleanField(label="Remove the password", required=False)
+    external_password = forms.CharField(
+        label="Password",
+        required=False,
+        max_length=200,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Leave blank to keep the current password.",
+    )
+    external_password_remove = forms.BooleanField(label="Remove the password", required=False)
+
+    class Meta:
+        model = ProxySettings
+        fields = PROXY_PLAIN_FIELDS
+
+    def __init__(self, *args: Any, read_only: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for kind in PROXY_KINDS:
+            self.fields[f"{kind}_host"].validators.append(validate_proxy_host)
+        if not self.is_bound:
+            self.initial["revision"] = self.instance.revision
+        self.read_only = read_only
+        if read_only:
+            for bound_field in self.fields.values():
+                bound_field.disabled = True
+        self.helper = FormHelper(self)
+        self.helper.form_tag = False
+        self.helper.disable_csrf = True
+        stored = {kind: bool(getattr(self.instance, f"{kind}_password")) for kind in PROXY_KINDS}
+
+        def proxy_fieldset(kind: str, title: str) -> Fieldset:
+            note = "A password is stored." if stored[kind] else "No password is stored."
+            return Fieldset(
+                title,
+                Field(f"{kind}_enabled"),
+                Div(
+                    Field(f"{kind}_host"),
+                    Field(f"{kind}_port"),
+                    Field(f"{kind}_username", autocomplete="off"),
+                    Field(f"{kind}_password"),
+                    HTML(f'<p class="form-text mt-n2" id="{kind}-password-state">{note}</p>'),
+                    Field(f"{kind}_password_remove"),
+                    css_class="ms-4",
+                ),
+                css_class="mb-4",
+            )
+
+        self.helper.layout = Layout(
+            "revision",
+            Fieldset(
+                "Automatic Proxy Settings",
+                Field("auto_detect"),
+                Field("use_pac"),
+                Div(Field("pac_url"), css_class="ms-4"),
+                css_class="mb-4",
+            ),
+            proxy_fieldset("internal", "Internal Proxy (client connection to the server)"),
+            proxy_fieldset("external", "External Proxy (client connection to the ActiveUpdate server)"),
+        )
+        if not read_only:
+            self.helper.add_input(Submit("save", "Save"))
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
+        unknown = sorted(set(self.data) - set(self.fields) - FORM_CONTROL_FIELDS)
+        if unknown:
+            raise forms.ValidationError(
+                "Unknown field(s): %(names)s. Reload the page and try again.",
+                code="unknown_fields",
+                params={"names": ", ".join(unknown)},
+            )
+        if cleaned.get("use_pac") and not cleaned.get("pac_url") and "pac_url" not in self.errors:
+            self.add_error("pac_url", "Enter the address of the automatic configuration script, or clear the option.")
+        for kind in PROXY_KINDS:
+            if cleaned.get(f"{kind}_enabled"):
+                for part, what in (("host", "the proxy server"), ("port", "the port")):
+                    name = f"{kind}_{part}"
+                    if cleaned.get(name) in (None, "") and name not in self.errors:
+                        self.add_error(name, f"Enter {what}, or clear the option above.")
+            password = cleaned.get(f"{kind}_password")
+            if password and cleaned.get(f"{kind}_password_remove"):
+                self.add_error(f"{kind}_password", "Either enter a new password or remove it, not both.")
+            elif password and not encryption_available():
+                self.add_error(
+                    f"{kind}_password",
+                    "The server cannot store passwords: FIELD_ENCRYPTION_KEY is not set (see the README).",
+                )
+        return cleaned
+
+    def _post_clean(self) -> None:
+        # clean() above checks what the model's constraints check, with field errors.
+        pass
+
+    def settings_values(self) -> dict[str, Any]:
+        values: dict[str, Any] = {name: self.cleaned_data[name] for name in PROXY_PLAIN_FIELDS}
+        values["pac_url"] = values["pac_url"] or ""
+        for kind in PROXY_KINDS:
+            for name in (f"{kind}_host", f"{kind}_username"):
+                values[name] = (values[name] or "").strip()
+            if self.cleaned_data[f"{kind}_password_remove"]:
+                values[f"{kind}_password"] = ""
+            elif self.cleaned_data[f"{kind}_password"]:
+                values[f"{kind}_password"] = self.cleaned_data[f"{kind}_password"]
+            # else: left out, so the stored password stays
+        return values

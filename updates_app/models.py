@@ -185,9 +185,102 @@ class AutoUpdateSettings(models.Model):
         return obj
 
 
+def _port_ok(prefix: str) -> models.Q:
+    return models.Q(**{f"{prefix}_port__isnull": True}) | models.Q(
+        **{f"{prefix}_port__gte": 1, f"{prefix}_port__lte": 65535}
+    )
+
+
+class ProxySettings(models.Model):
+    """Proxy for client component updates (Administration > Proxy Settings): a single row (pk=1).
+
+    Which proxy a client uses (agent_api/simulator/proxy.py follows these rules):
+    automatic update uses the automatic proxy settings first, then the internal
+    proxy, else none; "Update Now" uses the automatic settings first, then the
+    proxy the client user configured (with the proxy configuration privilege),
+    else none. Clients that download from the ActiveUpdate server reach it
+    through the external proxy. Passwords are stored encrypted
+    (console/encryption.py) and never shown back.
+    """
+
+    # Automatic proxy settings
+    auto_detect = models.BooleanField(
+        "Automatically detect settings",
+        default=False,
+        help_text="Clients look for a proxy configuration script on their network (WPAD) before anything else.",
+    )
+    use_pac = models.BooleanField(
+        "Use automatic configuration script",
+        default=False,
+        help_text="Clients read this proxy auto-configuration (PAC) file to choose a proxy for each address.",
+    )
+    pac_url = models.CharField("Address", max_length=500, blank=True, help_text="An http:// or https:// address.")
+
+    # Internal proxy: how clients connect to the server.
+    internal_enabled = models.BooleanField(
+        "Use the following proxy settings when clients connect to the server",
+        default=False,
+        help_text="Clients use this proxy for automatic updates when no automatic proxy setting applies.",
+    )
+    internal_host = models.CharField("Proxy server", max_length=253, blank=True)
+    internal_port = models.PositiveIntegerField("Port", null=True, blank=True)
+    internal_username = models.CharField("User name", max_length=150, blank=True)
+    internal_password = models.CharField(max_length=500, blank=True, editable=False)  # encrypted
+
+    # External proxy: how clients that download from the ActiveUpdate server reach it.
+    external_enabled = models.BooleanField(
+        "Use the following proxy settings when clients download from the ActiveUpdate server",
+        default=False,
+        help_text='Used by clients with "Clients download updates from the ActiveUpdate server" when they fall back '
+        "to the ActiveUpdate server.",
+    )
+    external_host = models.CharField("Proxy server", max_length=253, blank=True)
+    external_port = models.PositiveIntegerField("Port", null=True, blank=True)
+    external_username = models.CharField("User name", max_length=150, blank=True)
+    external_password = models.CharField(max_length=500, blank=True, editable=False)  # encrypted
+
+    revision = models.PositiveIntegerField(default=1)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        verbose_name = "proxy settings"
+        verbose_name_plural = "proxy settings"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(pk=1), name="proxy_singleton"),
+            models.CheckConstraint(condition=_port_ok("internal"), name="proxy_internal_port_range"),
+            models.CheckConstraint(condition=_port_ok("external"), name="proxy_external_port_range"),
+            models.CheckConstraint(
+                condition=models.Q(internal_enabled=False)
+                | (~models.Q(internal_host="") & models.Q(internal_port__isnull=False)),
+                name="proxy_internal_needs_address",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(external_enabled=False)
+                | (~models.Q(external_host="") & models.Q(external_port__isnull=False)),
+                name="proxy_external_needs_address",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(use_pac=False) | ~models.Q(pac_url=""), name="proxy_pac_needs_address"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return "Proxy settings"
+
+    @classmethod
+    def load(cls) -> ProxySettings:
+        obj, _ = cls.objects.get_or_create(pk=1)
+        return obj
+
+
 class ComponentKind(models.TextChoices):
     PATTERN = "pattern", "Pattern file"
     ENGINE = "engine", "Scan engine"
+    # Not components in the strict sense: clients with "Clients can update
+    # components but not upgrade the client program or deploy hot fixes" skip them.
+    PROGRAM = "program", "Client program"
+    HOTFIX = "hotfix", "Hot fix"
 
 
 class Component(models.Model):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from updates_app.views import automatic, runs, schedule
+from updates_app.views import automatic, proxy, runs, schedule
 
 app_name = "updates"
 
@@ -14,4 +14,5 @@ urlpatterns = [
     path("runs/<int:pk>/cancel/", runs.run_cancel_view, name="run-cancel"),
     path("clients/<int:pk>/deliveries/", runs.client_history, name="client-deliveries"),
     path("schedule/late/", schedule.late_clients_page, name="late-clients"),
+    path("proxy/", proxy.proxy_settings, name="proxy-settings"),
 ]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import web
 
+from agent_api.simulator.proxy import AUTOMATIC, UPDATE_NOW, ProxyChoice, ProxyResolver, UserProxy
 from agents_app.signing import SignatureError, decode_key, verify
 from updates_app.patterns import PatternError, apply_incremental, parse_pattern
 from updates_app.version_labels import version_label
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DAY_SECONDS = 86_400
+# Manifest items that are not components: "Clients can update components but not
+# upgrade the client program or deploy hot fixes" skips them.
+PROGRAM_KINDS = ("program", "hotfix")
+SERVER, ACTIVEUPDATE = "server", "activeupdate"
 
 
 class AgentError(Exception):
@@ -52,6 +57,11 @@ class AgentSpec:
     scheduled_update_disabled: bool = False
     # What it holds at start: slug -> full file bytes (patterns) or a version label.
     holdings: dict[str, bytes | str] = field(default_factory=dict)
+    # What "Automatically detect settings" finds on this agent's network (a PAC
+    # script's address), or None when nothing answers there.
+    wpad_url: str | None = None
+    # The proxy the client user configured for "Update Now" (needs the privilege).
+    user_proxy: UserProxy | None = None
 
 
 @dataclass
@@ -95,6 +105,9 @@ class SimAgent:
         self.notification_log: list[dict] = []
         self.fail_mode = spec.fail_mode
         self._update_lock = asyncio.Lock()
+        self.proxies = ProxyResolver(lambda: fleet.session_for(spec.ip_address))
+        # The body of the last report sent (or attempted), for tests and the demo.
+        self.last_report: dict[str, Any] | None = None
         self._config_event = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._load_holdings(spec.holdings)
@@ -116,6 +129,12 @@ class SimAgent:
     def held_file(self, slug: str) -> bytes | None:
         digest = self.file_hashes.get(slug)
         return self.fleet.store.get(digest) if digest else None
+
+    def reports_roaming(self) -> bool:
+        """Roaming mode only with the roaming privilege (before the first configuration, as the user set it)."""
+        if self.config is None:
+            return self.spec.roaming
+        return self.spec.roaming and bool(self.config.get("privileges", {}).get("roaming"))
 
     def scheduled_update_on(self) -> bool:
         if not self.config:
@@ -142,10 +161,22 @@ class SimAgent:
 
     # --- HTTP to the server ------------------------------------------------------------
 
-    async def _call(self, method: str, path: str, body: dict | None = None, *, retry: bool = True) -> Any:
+    async def server_route(self, *, kind: str = AUTOMATIC, path: str = "/agent/v1/") -> ProxyChoice:
+        """The proxy for a request to the server (automatic update rules unless ``kind`` is Update Now)."""
+        return await self.proxies.for_server(
+            config=self.config,
+            kind=kind,
+            target_url=self.fleet.server_url + path,
+            wpad_url=self.spec.wpad_url,
+            user_proxy=self.spec.user_proxy,
+        )
+
+    async def _call(
+        self, method: str, path: str, body: dict | None = None, *, retry: bool = True, route: ProxyChoice | None = None
+    ) -> Any:
         for attempt in range(5):
             try:
-                return await self._call_once(method, path, body, retry=retry)
+                return await self._call_once(method, path, body, retry=retry, route=route)
             except AgentError as exc:
                 if exc.status != 429 or attempt == 4:
                     raise
@@ -153,16 +184,20 @@ class SimAgent:
                 await asyncio.sleep(min(exc.retry_after or 1.0, 30.0) * self.rng.uniform(1.0, 2.0))
         raise AssertionError("unreachable")
 
-    async def _call_once(self, method: str, path: str, body: dict | None, *, retry: bool) -> Any:
+    async def _call_once(
+        self, method: str, path: str, body: dict | None, *, retry: bool, route: ProxyChoice | None
+    ) -> Any:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         url = self.fleet.server_url + path
+        route = route or await self.server_route(path=path)
         session = self.fleet.session_for(self.spec.ip_address)
-        async with session.request(method, url, json=body, headers=headers) as response:
+        async with session.request(method, url, json=body, **route.request_kwargs(headers)) as response:
+            _refuse_proxy_answer(response, route)
             if response.status == 403 and retry and path != "/agent/v1/register":
                 data = await response.json(content_type=None)
                 if data.get("code") == "register_again":
                     await self.register()
-                    return await self._call(method, path, body, retry=False)
+                    return await self._call(method, path, body, retry=False, route=route)
             if response.status >= 400:
                 try:
                     data = await response.json(content_type=None)
@@ -174,12 +209,15 @@ class SimAgent:
                 raise error
             return await response.json()
 
-    async def _download(self, url: str) -> bytes:
-        headers = {"Authorization": f"Bearer {self.token}"}
+    async def _download(self, url: str, *, route: ProxyChoice, base: str | None = None) -> bytes:
+        """A file from the server (``url`` is a path there) or from ``base`` (the ActiveUpdate server)."""
+        headers = {"Authorization": f"Bearer {self.token}"} if base is None else {}
+        target = (base or self.fleet.server_url) + url
         session = self.fleet.session_for(self.spec.ip_address)
-        async with session.get(self.fleet.server_url + url, headers=headers) as response:
+        async with session.get(target, **route.request_kwargs(headers)) as response:
+            _refuse_proxy_answer(response, route)
             if response.status != 200:
-                raise AgentError(response.status, "download_failed", url)
+                raise AgentError(response.status, "download_failed", target)
             data = await response.read()
         self.counters.bytes_downloaded += len(data)
         return data
@@ -212,7 +250,7 @@ class SimAgent:
                 "component_versions": self.versions,
                 "config_version": self.config_version,
                 "scheduled_update_disabled": self.spec.scheduled_update_disabled,
-                "roaming": self.spec.roaming,
+                "roaming": self.reports_roaming(),
             },
         )
         self.counters.checkins += 1
@@ -247,18 +285,53 @@ class SimAgent:
 
     # --- updating ------------------------------------------------------------------------
 
+    def may_use_activeupdate(self) -> bool:
+        config = self.config or {}
+        return bool(config.get("activeupdate_url")) and bool(
+            config.get("update_settings", {}).get("download_from_activeupdate")
+        )
+
+    def components_only(self) -> bool:
+        return bool((self.config or {}).get("update_settings", {}).get("components_only"))
+
+    async def update_now(self) -> bool:
+        """The client user pressed "Update Now": allowed only with the privilege, and refused (and reported) without."""
+        if not (self.config or {}).get("privileges", {}).get("update_now", False):
+            self.counters.updates_failed += 1
+            await self.report(
+                kind="update",
+                ok=False,
+                trigger=UPDATE_NOW,
+                delivery_id=None,
+                message='Update Now refused: this client does not have the "Perform Update Now" privilege.',
+            )
+            return False
+        return await self.update(trigger=UPDATE_NOW)
+
     async def update(self, *, trigger: str, delivery_id: int | None = None) -> bool:
-        """Fetch the manifest, download what is newer, verify hashes, report."""
+        """Fetch the manifest, download what is newer, verify hashes, report.
+
+        The server is the first source; an agent allowed to download from the
+        ActiveUpdate server falls back to it when the server or its copy of a
+        file cannot be had. The report says which source and proxy were used.
+        """
         async with self._update_lock:
+            kind = UPDATE_NOW if trigger == UPDATE_NOW else AUTOMATIC
+            route = await self.server_route(kind=kind, path="/agent/v1/manifest")
+            used: dict[str, ProxyChoice] = {}
+            message = ""
             ok = True
             try:
-                manifest = await self._call("GET", "/agent/v1/manifest")
-                for item in manifest["components"]:
+                for item, source in await self._manifest(route):
+                    if self.components_only() and item.get("kind") in PROGRAM_KINDS:
+                        continue  # components only: no client program upgrade, no hot fix
                     if self.versions.get(item["component"]) == item["latest_version"]:
                         continue
-                    await self._fetch_component(item)
+                    used_source, used_route = await self._fetch_component(item, source=source, route=route)
+                    used[used_source] = used_route
             except (TimeoutError, AgentError, aiohttp.ClientError, PatternError, ValueError) as exc:
                 logger.info("agent %s: update failed: %s", self.spec.hostname, exc)
+                message = str(exc)[:500]
                 ok = False
             if ok:
                 self.counters.updates_ok += 1
@@ -266,43 +339,111 @@ class SimAgent:
                     self.counters.scheduled_updates += 1
             else:
                 self.counters.updates_failed += 1
-            await self.report(kind="update", ok=ok, trigger=trigger, delivery_id=delivery_id)
+            source = ACTIVEUPDATE if ACTIVEUPDATE in used else SERVER
+            used_route = used.get(source, route)
+            await self.report(
+                kind="update",
+                ok=ok,
+                trigger=trigger,
+                delivery_id=delivery_id,
+                message=message,
+                source=source,
+                proxy=used_route.describe(),
+            )
             return ok
 
-    async def _fetch_component(self, item: dict) -> None:
+    async def _manifest(self, route: ProxyChoice) -> list[tuple[dict, str]]:
+        """(manifest item, where to download it first): the server's manifest, else the ActiveUpdate server's."""
+        try:
+            manifest = await self._call("GET", "/agent/v1/manifest", route=route)
+            return [(item, SERVER) for item in manifest["components"]]
+        except (TimeoutError, AgentError, aiohttp.ClientError) as exc:
+            if not self.may_use_activeupdate():
+                raise
+            logger.info("agent %s: server unavailable (%s); using the ActiveUpdate server", self.spec.hostname, exc)
+        feed = await self._activeupdate_json("/manifest")
+        return [(item, ACTIVEUPDATE) for item in feed["components"]]
+
+    async def _activeupdate_json(self, path: str) -> Any:
+        route = self.proxies.for_activeupdate(self.config)
+        base = (self.config or {})["activeupdate_url"].rstrip("/")
+        session = self.fleet.session_for(self.spec.ip_address)
+        async with session.get(base + path, **route.request_kwargs()) as response:
+            _refuse_proxy_answer(response, route)
+            if response.status != 200:
+                raise AgentError(response.status, "activeupdate_failed", base + path)
+            return await response.json()
+
+    async def _fetch_component(self, item: dict, *, source: str, route: ProxyChoice) -> tuple[str, ProxyChoice]:
+        """Download one component (incremental when possible), verify it, hold it; returns the source and proxy used."""
         slug = item["component"]
-        incremental = item.get("incremental")
-        base = self.held_file(slug)
         data: bytes | None = None
-        if incremental and base is not None and incremental.get("from_version") == self.versions.get(slug):
-            inc = await self._download(incremental["url"])
-            if hashlib.sha256(inc).hexdigest() == incremental["sha256"]:
-                try:
-                    data = apply_incremental(base, inc)
-                    self.counters.incremental_downloads += 1
-                except PatternError as exc:
-                    logger.info("agent %s: incremental did not apply (%s); full download", self.spec.hostname, exc)
+        used = (source, route)
+        if source == SERVER:
+            try:
+                data = await self._from_server(item, route)
+            except (TimeoutError, AgentError, aiohttp.ClientError) as exc:
+                if not self.may_use_activeupdate():
+                    raise
+                logger.info("agent %s: %s from the server failed (%s); ActiveUpdate", self.spec.hostname, slug, exc)
         if data is None:
-            data = await self._download(item["full"]["url"])
+            external = self.proxies.for_activeupdate(self.config)
+            base = (self.config or {})["activeupdate_url"].rstrip("/")
+            url = f"/components/{slug}/versions/{item['latest_version']}/full"
+            data = await self._download(url, route=external, base=base)
             self.counters.full_downloads += 1
+            used = (ACTIVEUPDATE, external)
+        # Whatever the source, the file must match the hash the manifest published.
         if hashlib.sha256(data).hexdigest() != item["sha256"]:
             raise ValueError(f"{slug}: the downloaded file does not match the published sha256")
         self.versions[slug] = item["latest_version"]
         self.file_hashes[slug] = self.fleet.store_put(data) if item.get("kind") == "pattern" else ""
+        return used
+
+    async def _from_server(self, item: dict, route: ProxyChoice) -> bytes:
+        slug = item["component"]
+        incremental = item.get("incremental")
+        base = self.held_file(slug)
+        if incremental and base is not None and incremental.get("from_version") == self.versions.get(slug):
+            inc = await self._download(incremental["url"], route=route)
+            if hashlib.sha256(inc).hexdigest() == incremental["sha256"]:
+                try:
+                    data = apply_incremental(base, inc)
+                    self.counters.incremental_downloads += 1
+                    return data
+                except PatternError as exc:
+                    logger.info("agent %s: incremental did not apply (%s); full download", self.spec.hostname, exc)
+        data = await self._download(item["full"]["url"], route=route)
+        self.counters.full_downloads += 1
+        return data
 
     async def scan(self, *, trigger: str, delivery_id: int | None) -> None:
         await asyncio.sleep(self.fleet.scan_seconds)
         self.counters.scans += 1
         await self.report(kind="scan", ok=True, trigger=trigger, delivery_id=delivery_id)
 
-    async def report(self, *, kind: str, ok: bool, trigger: str, delivery_id: int | None) -> None:
+    async def report(
+        self,
+        *,
+        kind: str,
+        ok: bool,
+        trigger: str,
+        delivery_id: int | None,
+        message: str = "",
+        source: str = "",
+        proxy: str = "",
+    ) -> None:
         body = {
             "kind": kind,
             "result": "success" if ok else "failure",
             "trigger": trigger,
             "component_versions": self.versions,
             "delivery_id": delivery_id,
+            "message": message,
+            "download_source": source,
+            "proxy": proxy,
         }
+        self.last_report = body
         try:
             await self._call("POST", "/agent/v1/report", body)
         except (TimeoutError, AgentError, aiohttp.ClientError) as exc:
@@ -424,3 +565,20 @@ class SimAgent:
                 if self._config_event.is_set():
                     break
                 delay = interval
+
+
+def _refuse_proxy_answer(response: aiohttp.ClientResponse, route: ProxyChoice) -> None:
+    """A proxy that refuses the agent's credentials: a clear error, not a confusing server answer.
+
+    Proxies answer 407, or (tinyproxy, for a wrong password) 401 with a Basic
+    challenge; the server's own 401 challenges for a Bearer token instead.
+    """
+    if not route.url:
+        return
+    basic_challenge = response.headers.get("WWW-Authenticate", "").lower().startswith("basic")
+    if response.status == 407 or (response.status == 401 and basic_challenge):
+        raise AgentError(
+            response.status,
+            "proxy_authentication_failed",
+            f"the proxy {route.url} ({route.rule}) refused the credentials (HTTP {response.status})",
+        )

@@ -13,6 +13,7 @@ from agents_app.models import Client, Domain
 from agents_app.privileges import selection_resolve, selection_summary
 from console.models import AuditEntry
 from tests.agents_app.factories import add_clients, make_domain
+from updates_app.configuration import client_configuration
 
 pytestmark = pytest.mark.django_db
 TREE = reverse("agents:client-management")
@@ -21,6 +22,7 @@ ALL_ON = {
     "roaming_privilege": "unchanged",
     "update_now_privilege": "unchanged",
     "scheduled_update_privilege": "unchanged",
+    "proxy_privilege": "unchanged",
     "download_from_activeupdate": "unchanged",
     "scheduled_update_setting": "unchanged",
     "components_only": "unchanged",
@@ -354,3 +356,21 @@ def test_a_tampered_root_scope_is_refused(superuser_client, fleet):
     assert response.status_code == 400
     assert "Select a valid choice" in response.content.decode()
     _nothing_saved()
+
+
+def test_the_proxy_privilege_is_in_the_dialog_and_reaches_the_configuration(superuser_client, fleet):
+    dialog = superuser_client.get(DIALOG, {"domain": fleet["lab"].pk}).content.decode()
+    assert "Proxy Setting Privileges" in dialog
+    assert "Allow client users to configure proxy settings" in dialog
+    data = {
+        **ALL_ON,
+        "domain": [fleet["lab"].pk],
+        "proxy_privilege": "on",
+        "fingerprint": fingerprint(root=False, domain_ids=[fleet["lab"].pk]),
+    }
+    assert superuser_client.post(DIALOG, data).status_code == 302
+    lab_clients = Client.objects.filter(domain=fleet["lab"])
+    assert set(lab_clients.values_list("proxy_privilege", flat=True)) == {True}
+    assert not Client.objects.exclude(domain=fleet["lab"]).filter(proxy_privilege=True).exists()
+    assert Domain.objects.get(pk=fleet["lab"].pk).proxy_privilege is True
+    assert client_configuration(lab_clients.first())["privileges"]["configure_proxy"] is True

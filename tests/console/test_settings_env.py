@@ -123,6 +123,7 @@ def test_check_deploy_is_clean_with_production_like_values(tmp_path):
         DEBUG="0",
         SECRET_KEY="x" * 20 + "-production-like-secret-key-with-enough-entropy-4f9a",
         AGENT_ENROLLMENT_SECRET="production-like-enrollment-secret",
+        FIELD_ENCRYPTION_KEY="production-like-field-encryption-key-5c1e",
         ALLOWED_HOSTS="console.example.com",
         CONSOLE_VAR_DIR=str(tmp_path),
     )

@@ -46,7 +46,9 @@ def test_the_document_is_complete_for_the_agent(domain, settings):
         "schedule": {"frequency": "daily", "start_time": "12:00", "time_zone": "Europe/Berlin", "period_hours": 2},
         "event_triggered": {"notify_on_download": True, "include_roaming_offline": False, "scan_after_update": False},
         "update_on_restart": True,
-        "privileges": {"roaming": True, "update_now": True, "scheduled_update": True},
+        "proxy": {"automatic": {"detect": False, "script_url": None}, "internal": None, "external": None},
+        "activeupdate_url": None,
+        "privileges": {"roaming": True, "update_now": True, "scheduled_update": True, "configure_proxy": False},
         "update_settings": {"download_from_activeupdate": False, "scheduled_update": False, "components_only": False},
         "scheduled_update": {"enabled": True, "user_may_disable": False},
     }
@@ -152,12 +154,13 @@ def test_a_settings_change_gives_every_client_a_new_version(domain):
 
 
 def test_the_builder_agrees_with_the_single_client_function_for_every_combination(domain):
-    for n, combo in enumerate(itertools.product([False, True], repeat=6), start=1):
-        make_client(domain, n, **dict(zip(ClientSettings.SETTING_FIELDS, combo, strict=True)))
+    fields = ClientSettings.SETTING_FIELDS
+    for n, combo in enumerate(itertools.product([False, True], repeat=len(fields)), start=1):
+        make_client(domain, n, **dict(zip(fields, combo, strict=True)))
     builder = ConfigurationBuilder()
     versions = builder.versions()
-    assert len(versions) == 64
-    assert len(set(versions.values())) == 64  # every combination is its own configuration
+    assert len(versions) == 2 ** len(fields)
+    assert len(set(versions.values())) == 2 ** len(fields)  # every combination is its own configuration
     for client in Client.objects.all():
         document, version = client_configuration_and_version(client)
         assert versions[client.pk] == version

@@ -90,10 +90,11 @@ def test_only_eligible_clients_are_notified(daily_noon):
         "roaming with the privilege": make_fleet(
             1, prefix="roaming", status=ConnectionStatus.ROAMING, roaming_privilege=True
         )[0],
+        # Behind NAT and polling: planned like the others, handed over at its first poll after its moment.
+        "unreachable": make_fleet(1, prefix="nat", status=ConnectionStatus.UNREACHABLE)[0],
     }
     ineligible = {
         "offline": make_fleet(1, prefix="offline", status=ConnectionStatus.OFFLINE)[0],
-        "unreachable": make_fleet(1, prefix="nat", status=ConnectionStatus.UNREACHABLE)[0],
         "no privilege": make_fleet(1, prefix="nopriv", scheduled_update_privilege=False)[0],
         "turned off by the user": make_fleet(1, prefix="userOff", user_disabled_scheduled_update=True)[0],
         "roaming status without the privilege": make_fleet(
@@ -108,6 +109,9 @@ def test_only_eligible_clients_are_notified(daily_noon):
     assert notified == {c.pk for c in eligible.values()}
     assert not notified & {c.pk for c in ineligible.values()}
     assert set(schedule_eligible_clients().values_list("pk", flat=True)) == notified
+    pushed = dict(run.deliveries.values_list("client_id", "push"))
+    assert pushed.pop(eligible["unreachable"].pk) is False
+    assert all(pushed.values())
 
 
 def test_after_beat_was_down_a_window_still_open_is_opened_for_the_remaining_time(daily_noon):

@@ -86,6 +86,9 @@ def test_a_one_minute_window_plans_every_eligible_agent_inside_it_and_no_other(l
         # The administrator's side: privileges, as the Privileges dialog would save them.
         Client.objects.filter(hostname="no-privilege").update(scheduled_update_privilege=False)
         Client.objects.filter(hostname="roaming").update(roaming_privilege=True)
+        # The first check-in brings the configuration that grants the privilege; the
+        # agent enters roaming mode only once it holds it, at the next check-in.
+        fleet.call(agents["roaming"].checkin, "heartbeat")
         fleet.call(agents["roaming"].checkin, "heartbeat")
         # The offline agent went silent after registering; the offline beat task notices.
         Client.objects.filter(hostname="offline").update(last_contact_at=timezone.now() - dt.timedelta(hours=1))

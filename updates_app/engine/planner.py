@@ -41,15 +41,17 @@ def schedule_eligible_clients():
     """The clients a Daily/Weekly window notifies.
 
     Effective scheduled-update state on (agents_app.scheduled_state is the only
-    place that encodes the rule), not revoked, and either online or roaming.
-    A client's status is "roaming" only while it holds the roaming privilege;
-    the privilege is checked here too so a stale status cannot widen the set.
-    Offline clients are not notified (the seed), and unreachable ones neither:
-    the server cannot reach them, and they run their schedule themselves
-    when they poll.
+    place that encodes the rule), not revoked, and online, roaming or
+    unreachable. A client's status is "roaming" only while it holds the roaming
+    privilege; the privilege is checked here too so a stale status cannot widen
+    the set. Offline clients are not notified (the seed). Unreachable clients
+    (behind NAT, "Scheduled Client Updates with NAT") are polling: the server
+    cannot push to them, so their delivery is never pushed and is handed over
+    at their first poll after its due moment, which keeps the window's spread.
     """
-    reachable = Q(status=ConnectionStatus.ONLINE) | Q(status=ConnectionStatus.ROAMING, roaming_privilege=True)
-    return Client.objects.scheduled_update_on().filter(reachable, revoked_at__isnull=True)
+    polling = Q(status=ConnectionStatus.ONLINE) | Q(status=ConnectionStatus.UNREACHABLE)
+    eligible = polling | Q(status=ConnectionStatus.ROAMING, roaming_privilege=True)
+    return Client.objects.scheduled_update_on().filter(eligible, revoked_at__isnull=True)
 
 
 def agent_scheduled_clients():
@@ -106,14 +108,16 @@ def schedule_window_plan(*, window: Window, now: dt.datetime, rng: random.Random
     except IntegrityError:
         logger.info("Window %s was opened by another worker", window.key)
         return None
-    client_ids = list(schedule_eligible_clients().values_list("pk", flat=True))
+    rows = list(schedule_eligible_clients().values_list("pk", "status"))
+    client_ids = [pk for pk, _status in rows]
+    behind_nat = {pk for pk, status in rows if status == ConnectionStatus.UNREACHABLE}
     planned = spread_assign(
         client_ids, duration_seconds=(window.end - begin).total_seconds(), rng=rng or random.Random()
     )
     # Asked before this run adds its own open rows, so that the usual case (no
     # open deliveries left) costs one index probe instead of a pass over them.
     others_open = Delivery.objects.filter(status__in=OPEN_STATUSES).exists()
-    deliveries_insert(run_id=run.pk, planned=planned, begin=begin, now=now)
+    deliveries_insert(run_id=run.pk, planned=planned, begin=begin, now=now, not_pushed=behind_nat)
     if others_open:
         # The delivery engine's rule for every new run: it replaces its clients'
         # older open deliveries (e.g. the end of yesterday's 24-hour window), so
@@ -123,8 +127,18 @@ def schedule_window_plan(*, window: Window, now: dt.datetime, rng: random.Random
     return run
 
 
-def deliveries_insert(*, run_id: int, planned: list[tuple[int, float]], begin: dt.datetime, now: dt.datetime) -> None:
+def deliveries_insert(
+    *,
+    run_id: int,
+    planned: list[tuple[int, float]],
+    begin: dt.datetime,
+    now: dt.datetime,
+    not_pushed: set[int] | frozenset[int] = frozenset(),
+) -> None:
     """Bulk-insert one pending delivery per (client id, seconds after begin).
+
+    Clients in ``not_pushed`` (behind NAT) get ``push=False``: the dispatcher
+    leaves their row alone and their check-in hands it over once it is due.
 
     Not Delivery.objects.bulk_create: building 100,000 model instances and
     preparing every field of every row through the ORM took about 6 s for
@@ -135,7 +149,7 @@ def deliveries_insert(*, run_id: int, planned: list[tuple[int, float]], begin: d
     later is filled with its default rather than breaking the insert.
     """
     second = dt.timedelta(seconds=1)
-    per_row = ("client", "next_attempt_at")
+    per_row = ("client", "next_attempt_at", "push")
     constants = {"run": run_id, "status": DeliveryStatus.PENDING, "attempts": 0}
     fields = [f for f in Delivery._meta.concrete_fields if not f.primary_key]
     columns = [cast(str, f.column) for f in fields]  # concrete fields always have a column
@@ -153,6 +167,8 @@ def deliveries_insert(*, run_id: int, planned: list[tuple[int, float]], begin: d
         prepared.append(field.get_db_prep_save(value, connection))
     client_at = columns.index(Delivery._meta.get_field("client").column)
     due_at = columns.index(Delivery._meta.get_field("next_attempt_at").column)  # type: ignore[arg-type]
+    push_at = columns.index(Delivery._meta.get_field("push").column)  # type: ignore[arg-type]
+    pushed, held = (Delivery._meta.get_field("push").get_db_prep_save(v, connection) for v in (True, False))
     if connection.vendor == "postgresql":
         # psycopg adapts aware datetimes itself.
         def due(offset: float) -> object:
@@ -174,6 +190,7 @@ def deliveries_insert(*, run_id: int, planned: list[tuple[int, float]], begin: d
             row = prepared.copy()
             row[client_at] = client_id
             row[due_at] = due(offset)
+            row[push_at] = held if client_id in not_pushed else pushed
             yield row
 
     table = connection.ops.quote_name(Delivery._meta.db_table)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from updates_app.compliance import COMPONENT_KINDS
 from updates_app.components import CATALOGUE, ComponentError, component_download, component_resolve
 from updates_app.models import Component
 from updates_app.version_labels import version_label
@@ -40,8 +41,11 @@ class Command(BaseCommand):
             if component:
                 targets = [component_resolve(component)]
             else:
-                targets = [component_resolve(slug) for slug in CATALOGUE]
-                targets += list(Component.objects.exclude(slug__in=CATALOGUE))
+                # Every component; the client program and hot fixes only when named.
+                targets = [
+                    component_resolve(slug) for slug, (_n, kind, _f) in CATALOGUE.items() if kind in COMPONENT_KINDS
+                ]
+                targets += list(Component.objects.exclude(slug__in=CATALOGUE).filter(kind__in=COMPONENT_KINDS))
             for target in targets:
                 for _ in range(count):
                     version = component_download(component=target, payload=payload)
