@@ -159,6 +159,28 @@ def _differs_q(changes: dict[str, bool]) -> Q:
     return q
 
 
+@dataclass(frozen=True)
+class Impact:
+    """What a save would write: clients and domains whose settings would change."""
+
+    clients: int
+    domains: int
+
+
+def privileges_impact(*, selection: Selection, changes: dict[str, bool], scope: str = SCOPE_ALL) -> Impact:
+    """Count, without writing, what ``privileges_save`` would change (two queries at most)."""
+    if not changes or (selection.root and scope == SCOPE_FUTURE):
+        return Impact(clients=0, domains=0)
+    clients = selection.clients().filter(_differs_q(changes)).count()
+    if selection.root:
+        domains = Domain.objects.filter(_differs_q(changes)).count()
+    elif selection.covered_domain_ids:
+        domains = Domain.objects.filter(pk__in=selection.covered_domain_ids).filter(_differs_q(changes)).count()
+    else:
+        domains = 0
+    return Impact(clients=clients, domains=domains)
+
+
 @transaction.atomic
 def privileges_save(
     *,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.db import connection
@@ -57,9 +59,10 @@ def test_the_tree_shows_the_server_and_top_level_domains_with_cumulative_counts(
     assert "Update Console server" in html
     assert 'aria-label="Select domain hq"' in html and 'aria-label="Select domain lab"' in html
     # hq holds 3 clients itself and 4 in sales.
-    assert (
-        '<span class="domain-name">hq</span></label>\n    <span class="badge text-bg-secondary" title="Clients in this domain and its subdomains">7</span>'
-        in html
+    assert re.search(
+        r'<span class="domain-name">hq</span></label>\s*<span class="badge text-bg-secondary" '
+        r'title="Clients in this domain and its subdomains">7<',
+        html,
     )
     # Subdomains and clients are loaded on demand, not with the page.
     assert "sales" not in html and "pc-" not in html
@@ -146,10 +149,14 @@ def test_dialog_opens_prefilled_and_shows_mixed_settings(superuser_client, fleet
         "Clients can update components but not upgrade the client program or deploy hot fixes",
     ):
         assert label in html
-    assert html.count("Enable scheduled update") == 2
-    assert 'name="roaming_privilege" value="unchanged"' in html  # mixed
-    assert 'name="update_now_privilege" value="on"' in html
-    assert 'name="components_only" value="off"' in html
+    assert html.count(">Enable scheduled update</label>") == 2
+    # Mixed: three radio buttons, "leave as each client has it" chosen.
+    assert re.search(r'type="radio" name="roaming_privilege" value="unchanged" id="[^"]+" checked', html)
+    # Unanimous: a plain checkbox, ticked or not.
+    assert re.search(
+        r'type="checkbox" name="update_now_privilege" value="on" id="id_update_now_privilege" checked', html
+    )
+    assert re.search(r'type="checkbox" name="components_only" value="on" id="id_components_only">', html)
     assert "Apply to All Clients" not in html  # only with the root selected
 
 
@@ -158,7 +165,8 @@ def test_dialog_for_an_empty_domain_opens_with_its_defaults_and_saving_sets_them
     Domain.objects.filter(pk=empty.pk).update(roaming_privilege=True)
     html = superuser_client.get(DIALOG, {"domain": empty.pk}).content.decode()
     assert "0 clients" in html
-    assert 'name="roaming_privilege" value="on"' in html and 'name="components_only" value="off"' in html
+    assert re.search(r'name="roaming_privilege" value="on" id="id_roaming_privilege" checked', html)
+    assert re.search(r'name="components_only" value="on" id="id_components_only">', html)
 
     data = {
         **ALL_ON,
@@ -204,7 +212,7 @@ def test_root_without_a_scope_is_refused(superuser_client, fleet):
     data = {**ALL_ON, "root": "1", "components_only": "on", "fingerprint": fingerprint(root=True)}
     response = superuser_client.post(DIALOG, data)
     assert response.status_code == 400
-    assert "apply to all clients or to future domains only" in response.content.decode()
+    assert "Choose “Apply to All Clients” or “Apply to Future Domains Only”" in response.content.decode()
     assert not Client.objects.filter(components_only=True).exists()
 
 
