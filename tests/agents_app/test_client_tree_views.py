@@ -120,6 +120,8 @@ def test_query_counts_do_not_grow_with_the_fleet(client, django_user_model, djan
         children_url(big),
         f"{TREE}?q=pc-&status=online",
         f"{DIALOG}?domain={domains[0].pk}&partial=1",
+        # Expanded by the address, with a page of clients each: three queries more, whatever the size.
+        f"{TREE}?open={domains[0].pk},{big.pk}:2,{domains[1].pk}&sort=contact",
     )
     small = {url: _queries(client, url) for url in urls}
     for domain in domains:
@@ -133,6 +135,8 @@ def test_query_counts_do_not_grow_with_the_fleet(client, django_user_model, djan
         client.get(TREE)
     with django_assert_max_num_queries(8):
         client.get(children_url(big))
+    with django_assert_max_num_queries(11):
+        client.get(f"{TREE}?open={domains[0].pk},{big.pk}:2,{domains[1].pk}")
 
 
 def test_dialog_opens_prefilled_and_shows_mixed_settings(superuser_client, fleet):
@@ -362,3 +366,52 @@ def test_a_tampered_root_scope_is_refused(superuser_client, fleet):
     assert response.status_code == 400
     assert "Select a valid choice" in response.content.decode()
     _nothing_saved()
+
+
+def test_the_tree_expands_by_address_with_pages_and_sorts(superuser_client, fleet):
+    add_clients(fleet["sales"], 150)
+    html = superuser_client.get(TREE, {"open": f"{fleet['hq'].pk},{fleet['sales'].pk}:2"}).content.decode()
+    assert html.count('aria-expanded="true"') == 3  # the server, hq and sales
+    assert html.count('name="client"') == 3 + 54  # hq's own clients and page 2 of sales (154 clients)
+    assert "Clients 101\u2013154 of 154 directly in sales" in html
+    # Links reload the page with one more (or one less) domain expanded: no JavaScript needed.
+    assert (
+        f'href="{TREE}?open={fleet["hq"].pk}%2C{fleet["sales"].pk}%3A2%2C{fleet["lab"].pk}#domain-{fleet["lab"].pk}"'
+        in html
+    )
+    # "Go to page" is a form of its own that keeps the other expanded domains.
+    jumped = superuser_client.get(TREE, {"open": f"{fleet['hq'].pk}", "jump": fleet["sales"].pk, "page": "1"})
+    assert jumped.content.decode().count('name="client"') == 3 + 100
+    Client.objects.filter(domain=fleet["hq"]).update(status="offline")
+    Client.objects.filter(pk=Client.objects.filter(domain=fleet["hq"]).order_by("hostname").first().pk).update(
+        status="online"
+    )
+    by_status = superuser_client.get(TREE, {"open": fleet["hq"].pk, "sort": "status"}).content.decode()
+    statuses = re.findall(r'<span class="badge status-(\w+)">', by_status)
+    assert statuses == ["offline", "offline", "online"]
+    # Nonsense in the address is ignored, never an error.
+    assert superuser_client.get(TREE, {"open": "x,-1,99999999:abc", "sort": "evil"}).status_code == 200
+
+
+def test_a_large_save_shows_the_numbers_and_asks_once_more(superuser_client, fleet, settings):
+    settings.CONFIRM_ABOVE_CLIENTS = 5
+    data = {
+        **ALL_ON,
+        "root": "1",
+        "scope": "all",
+        "components_only": "on",
+        "fingerprint": fingerprint(root=True),
+        "open": str(fleet["hq"].pk),
+    }
+    asked = superuser_client.post(DIALOG, data)
+    assert asked.status_code == 200
+    text = asked.content.decode()
+    assert re.search(r"change the settings of <strong>9 clients</strong>\s+and <strong>3 domains</strong>", text)
+    assert not Client.objects.filter(components_only=True).exists() and not AuditEntry.objects.exists()
+    done = superuser_client.post(DIALOG, {**data, "confirmed": "1"})
+    assert done.status_code == 302 and done["Location"] == f"{TREE}?open={fleet['hq'].pk}"
+    assert Client.objects.filter(components_only=True).count() == 9
+    # Under the threshold nothing more is asked.
+    small = {**ALL_ON, "domain": [fleet["lab"].pk], "roaming_privilege": "on"}
+    small["fingerprint"] = fingerprint(root=False, domain_ids=[fleet["lab"].pk])
+    assert superuser_client.post(DIALOG, small).status_code == 302
