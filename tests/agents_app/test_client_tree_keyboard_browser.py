@@ -12,6 +12,7 @@ import pytest
 
 from agents_app.models import Client, Domain
 from tests.agents_app.factories import add_clients, make_domain
+from tests.console.test_pages_browser import axe_violations
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -203,6 +204,9 @@ def test_keyboard_tree_tabs_and_focus_return(logged_in_page, live_server, tree_f
     first_tab.wait_for()
     assert first_tab.get_attribute("aria-selected") == "true"
     assert dialog.get_by_role("tabpanel").count() == 1  # the other panel is hidden
+    # axe-core on the open dialog, over an expanded tree: nothing serious or critical.
+    found = axe_violations(page)
+    assert not [v for v in found if v["impact"] in ("serious", "critical")], found
     first_tab.focus()
     page.keyboard.press("ArrowRight")
     other = dialog.get_by_role("tab", name="Other Settings")
