@@ -62,6 +62,16 @@ class Selection:
         return " and ".join(parts)
 
 
+def ticked_client_ids(data) -> list[str]:
+    """The clients ticked in a tree form: one box per row (``client``) and, per
+    page of rows, "all clients on this page" (``client_page``: their ids,
+    comma-separated), which works without JavaScript."""
+    ids = list(data.getlist("client"))
+    for page in data.getlist("client_page"):
+        ids.extend(part for part in str(page).split(",") if part)
+    return ids
+
+
 def _int_ids(values: Iterable[Any], what: str) -> list[int]:
     ids = []
     for value in values:

@@ -31,6 +31,7 @@ from agents_app.privileges import (
     selection_initial_states,
     selection_resolve,
     selection_summary,
+    ticked_client_ids,
 )
 from agents_app.scheduled_state import describe_combination
 
@@ -125,7 +126,7 @@ def _selection_params(data) -> dict:
     return {
         "root": data.get("root") in ("1", "on", "true"),
         "domain_ids": data.getlist("domain"),
-        "client_ids": data.getlist("client"),
+        "client_ids": ticked_client_ids(data),
     }
 
 

@@ -154,6 +154,7 @@
       const table = box.closest("table");
       const all = table.querySelector(".select-page");
       const rows = Array.from(table.querySelectorAll('tbody .tree-check[name="client"]'));
+      // Without JavaScript this box posts the page's ids itself; here it mirrors the rows.
       if (all) all.checked = rows.every(function (r) { return r.checked; });
     }
   });

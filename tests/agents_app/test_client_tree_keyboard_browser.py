@@ -82,6 +82,13 @@ def test_without_javascript_menus_tree_tabs_and_a_privileges_save_all_work(
     assert not Client.objects.filter(domain=lab, scheduled_update_privilege=True).exists()
     assert Client.objects.filter(scheduled_update_privilege=True).count() == 122  # nothing else changed
 
+    # "Select all clients on this page" works without JavaScript too.
+    page.locator(f"#domain-{lab.pk}").get_by_label("Select all clients on this page").check()
+    page.get_by_text("Settings", exact=True).click()
+    page.get_by_role("button", name="Privileges and Other Settings").click()
+    page.wait_for_url("**/clients/privileges/?**")
+    assert "Selected: 3 clients" in page.inner_text("#privileges-form")
+
     # A mixed setting is three plain choices without JavaScript: "Off for all" saves off.
     hq = tree_fleet["hq"]
     page.goto(f"{live_server.url}/clients/privileges/?domain={hq.pk}")

@@ -415,3 +415,18 @@ def test_a_large_save_shows_the_numbers_and_asks_once_more(superuser_client, fle
     small = {**ALL_ON, "domain": [fleet["lab"].pk], "roaming_privilege": "on"}
     small["fingerprint"] = fingerprint(root=False, domain_ids=[fleet["lab"].pk])
     assert superuser_client.post(DIALOG, small).status_code == 302
+
+
+def test_all_clients_on_a_page_can_be_ticked_at_once_without_javascript(superuser_client, fleet):
+    add_clients(fleet["sales"], 150)
+    html = superuser_client.get(TREE, {"open": f"{fleet['hq'].pk},{fleet['sales'].pk}:2"}).content.decode()
+    pages = re.findall(r'name="client_page" value="([0-9,]+)"', html)
+    assert sorted(len(ids.split(",")) for ids in pages) == [3, 54]
+    pages.sort(key=len)
+    # The dialog and Manual Update read that box as the page's clients.
+    dialog = superuser_client.get(DIALOG, {"client_page": pages[1]}).content.decode()
+    assert "Selected: <strong>54 clients</strong>" in dialog
+    manual = superuser_client.get(reverse("updates:manual-update"), {"client_page": pages[1], "client": "x"})
+    assert "do not exist" in manual.content.decode()  # bad ids are refused, as for single boxes
+    manual = superuser_client.get(reverse("updates:manual-update"), {"client_page": pages[1]})
+    assert '<strong id="confirm-count">54</strong>' in manual.content.decode()

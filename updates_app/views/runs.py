@@ -41,7 +41,7 @@ def manual_update(request: HttpRequest) -> HttpResponse:
     The client tree may link here with its ticks (?root=1 / ?domain=.. / ?client=..):
     that goes straight to the confirmation.
     """
-    preselected = request.method == "GET" and any(k in request.GET for k in ("root", "domain", "client"))
+    preselected = request.method == "GET" and any(k in request.GET for k in ("root", "domain", "client", "client_page"))
     if request.method == "POST":
         _require(request, "updates_app.add_updaterun")
         form = ManualUpdateForm(request.POST)
