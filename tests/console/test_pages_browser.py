@@ -111,3 +111,19 @@ def test_every_console_page_fits_a_phone_and_has_no_serious_accessibility_violat
     assert not too_wide, too_wide
     blocking = {url: [v for v in found if v["impact"] in BLOCKING] for url, found in findings.items()}
     assert not any(blocking.values()), {url: v for url, v in blocking.items() if v}
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_without_javascript_the_menus_and_the_load_preview_work(browser, live_server, admin_user_obj):
+    context = browser.new_context(java_script_enabled=False, viewport=PHONE)
+    page = log_in(context, live_server)
+    # At phone width without JavaScript the navigation is shown, not behind a toggler that needs scripts.
+    page.locator("nav summary", has_text="Updates").click()
+    page.get_by_role("link", name="Automatic Update").click()
+    page.wait_for_url("**/updates/automatic/")
+    page.get_by_role("button", name="Show the load preview for these values").click()
+    page.wait_for_url("**/updates/automatic/preview/?**")
+    assert page.locator(".schedule-preview[data-preview-status=ok]").is_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    context.close()
