@@ -3,15 +3,19 @@
 Each setting is a tri-state: "unchanged" (what a mixed selection starts with),
 "on" or "off". The server only writes the settings that are not "unchanged",
 so a mixed setting the administrator did not touch stays as each client has it.
+
+The page posts plain HTML controls, so a save without JavaScript sends exactly
+what is on screen: a setting the selection agrees on is a hidden "off"
+followed by a checkbox "on" (the last value wins, so a ticked box sends "on"),
+and a mixed setting is three radio buttons (leave unchanged, on, off).
+JavaScript only draws a mixed setting as one indeterminate checkbox that sets
+those radio buttons.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from crispy_forms.bootstrap import Tab, TabHolder
-from crispy_forms.helper import FormHelper
-from crispy_forms.layout import HTML, Field, Fieldset, Layout
 from django import forms
 from django.db import models
 
@@ -20,7 +24,24 @@ from agents_app.privileges import ROOT_SCOPES, SETTING_FIELDS, SelectionSummary
 
 UNCHANGED, ON, OFF = "unchanged", "on", "off"
 TRI_STATE_CHOICES = [(UNCHANGED, "Leave unchanged"), (ON, "On"), (OFF, "Off")]
-TRI_STATE_TEMPLATE = "agents_app/tristate_field.html"
+
+# The dialog's layout: tab, its sections, their settings (the seed's order).
+TABS: tuple[tuple[str, str, tuple[tuple[str, tuple[str, ...]], ...]], ...] = (
+    (
+        "privileges",
+        "Privileges",
+        (
+            ("Roaming Privilege", ("roaming_privilege",)),
+            ("Component Update Privileges", ("update_now_privilege", "scheduled_update_privilege")),
+            ("Proxy Setting Privileges", ("proxy_privilege",)),
+        ),
+    ),
+    (
+        "other-settings",
+        "Other Settings",
+        (("Update Settings", ("download_from_activeupdate", "scheduled_update_setting", "components_only")),),
+    ),
+)
 
 
 def _tri_state(value: bool | None) -> str:
@@ -37,9 +58,8 @@ class PrivilegesForm(forms.Form):
     download_from_activeupdate = forms.ChoiceField(choices=TRI_STATE_CHOICES)
     scheduled_update_setting = forms.ChoiceField(choices=TRI_STATE_CHOICES)
     components_only = forms.ChoiceField(choices=TRI_STATE_CHOICES)
-    scope = forms.ChoiceField(
-        choices=list(ROOT_SCOPES.items()), required=False, widget=forms.RadioSelect, label="Apply settings"
-    )
+    # With the server ticked, the button pressed: nothing is preselected.
+    scope = forms.ChoiceField(choices=list(ROOT_SCOPES.items()), required=False, label="Apply settings")
     # The selection's summary fingerprint when the dialog opened (stale-form check).
     fingerprint = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
@@ -52,11 +72,11 @@ class PrivilegesForm(forms.Form):
         readonly: bool = False,
         **kwargs,
     ):
-        if summary is not None and "initial" not in kwargs:
-            states = states or {name: summary.state(name) for name in SETTING_FIELDS}
+        if summary is not None and states is None:
+            states = {name: summary.state(name) for name in SETTING_FIELDS}
+        if summary is not None and states is not None and "initial" not in kwargs:
             kwargs["initial"] = {name: _tri_state(states[name]) for name in SETTING_FIELDS}
             kwargs["initial"]["fingerprint"] = summary.fingerprint()
-            kwargs["initial"]["scope"] = "all"
         super().__init__(*args, **kwargs)
         self.root = root
         # Labels are the model's, i.e. the seed's wording.
@@ -69,48 +89,25 @@ class PrivilegesForm(forms.Form):
         if readonly:
             for f in self.fields.values():
                 f.disabled = True
-        self.helper = FormHelper()
-        self.helper.form_tag = False
-        self.helper.disable_csrf = True  # the dialog template writes the token itself
+        # Settings the selection disagrees on (drawn as three choices, not a checkbox).
+        self.mixed_fields = frozenset(name for name in SETTING_FIELDS if states and states[name] is None)
 
-        def tri(name: str) -> Field:
-            return Field(name, template=TRI_STATE_TEMPLATE)
-
-        root_choice = [Field("scope")] if root else []
-        self.helper.layout = Layout(
-            TabHolder(
-                Tab(
-                    "Privileges",
-                    Fieldset("Roaming Privilege", tri("roaming_privilege")),
-                    Fieldset(
-                        "Component Update Privileges",
-                        tri("update_now_privilege"),
-                        tri("scheduled_update_privilege"),
-                    ),
-                    Fieldset("Proxy Setting Privileges", tri("proxy_privilege")),
-                    css_id="tab-privileges",
-                ),
-                Tab(
-                    "Other Settings",
-                    Fieldset(
-                        "Update Settings",
-                        tri("download_from_activeupdate"),
-                        tri("scheduled_update_setting"),
-                        tri("components_only"),
-                    ),
-                    css_id="tab-other-settings",
-                ),
-            ),
-            HTML('{% include "agents_app/scheduled_description.html" %}'),
-            *root_choice,
-            "fingerprint",
-        )
+    def tabs(self) -> list[dict[str, Any]]:
+        """The two tabs with their sections and bound fields, for the template."""
+        return [
+            {
+                "slug": slug,
+                "title": title,
+                "sections": [{"title": legend, "fields": [self[name] for name in names]} for legend, names in sections],
+            }
+            for slug, title, sections in TABS
+        ]
 
     def clean(self) -> dict[str, Any]:
         super().clean()
         cleaned = self.cleaned_data
         if self.root and not cleaned.get("scope"):
-            self.add_error("scope", "Choose whether to apply to all clients or to future domains only.")
+            self.add_error(None, "Choose “Apply to All Clients” or “Apply to Future Domains Only”: nothing was saved.")
         return cleaned
 
     def changes(self) -> dict[str, bool]:

@@ -62,6 +62,16 @@ class Selection:
         return " and ".join(parts)
 
 
+def ticked_client_ids(data) -> list[str]:
+    """The clients ticked in a tree form: one box per row (``client``) and, per
+    page of rows, "all clients on this page" (``client_page``: their ids,
+    comma-separated), which works without JavaScript."""
+    ids = list(data.getlist("client"))
+    for page in data.getlist("client_page"):
+        ids.extend(part for part in str(page).split(",") if part)
+    return ids
+
+
 def _int_ids(values: Iterable[Any], what: str) -> list[int]:
     ids = []
     for value in values:
@@ -157,6 +167,28 @@ def _differs_q(changes: dict[str, bool]) -> Q:
     for name, value in changes.items():
         q |= ~Q(**{name: value})
     return q
+
+
+@dataclass(frozen=True)
+class Impact:
+    """What a save would write: clients and domains whose settings would change."""
+
+    clients: int
+    domains: int
+
+
+def privileges_impact(*, selection: Selection, changes: dict[str, bool], scope: str = SCOPE_ALL) -> Impact:
+    """Count, without writing, what ``privileges_save`` would change (two queries at most)."""
+    if not changes or (selection.root and scope == SCOPE_FUTURE):
+        return Impact(clients=0, domains=0)
+    clients = selection.clients().filter(_differs_q(changes)).count()
+    if selection.root:
+        domains = Domain.objects.filter(_differs_q(changes)).count()
+    elif selection.covered_domain_ids:
+        domains = Domain.objects.filter(pk__in=selection.covered_domain_ids).filter(_differs_q(changes)).count()
+    else:
+        domains = 0
+    return Impact(clients=clients, domains=domains)
 
 
 @transaction.atomic

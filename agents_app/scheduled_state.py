@@ -1,10 +1,14 @@
 """The effective scheduled-update state of a client (SPEC 2.2, the seed's rule).
 
-| option 1 (privilege) | option 2 (other settings) | on the client                          |
-|----------------------|---------------------------|----------------------------------------|
-| off                  | any                       | no scheduled update                    |
-| on                   | on                        | runs; the client user may turn it off  |
-| on                   | off                       | always runs; the user cannot turn off  |
+| Privileges tab option | Other Settings tab option | on the client                          |
+|-----------------------|---------------------------|----------------------------------------|
+| off                   | any                       | no scheduled update                    |
+| on                    | on                        | runs; the client user may turn it off  |
+| on                    | off                       | always runs; the user cannot turn off  |
+
+(The seed calls them option 1 and option 2; the screens name them by where
+they are: Privileges tab, Component Update Privileges, and Other Settings tab,
+Update Settings.)
 
 This module is the only place that encodes the table: the Python function, the
 queryset filter and the SQL annotation below must agree, and a test checks that
@@ -55,10 +59,44 @@ def scheduled_state_case(prefix: str = "") -> Case:
     )
 
 
-def describe_combination(*, privilege: bool, setting: bool) -> str:
-    """What the dialog says under the two "Enable scheduled update" options."""
-    if not privilege:
-        return "Scheduled updates will not run: running scheduled updates is a privilege (option 1 is off)."
-    if setting:
-        return "Scheduled updates will run. Client users may turn them off (and on again) from the client console."
-    return "Scheduled updates will always run. Client users cannot turn them off."
+# Where the two options are on screen: the dialog's explanation names them so.
+PRIVILEGE_OPTION = "Privileges tab, Component Update Privileges"
+SETTING_OPTION = "Other Settings tab, Update Settings"
+
+
+def describe_combination(*, privilege: bool | None, setting: bool | None) -> str:
+    """What the dialog says under the two "Enable scheduled update" options.
+
+    ``None`` is a mixed option: the selected clients differ and each keeps its
+    own value. Every one of the nine combinations gets a whole explanation.
+    """
+    p, s = f"“Enable scheduled update” ({PRIVILEGE_OPTION})", f"“Enable scheduled update” ({SETTING_OPTION})"
+    may_turn_off = "client users may turn them off (and on again) from the client console"
+    if privilege is False:
+        rest = {
+            True: "is on, but it only matters with the privilege.",
+            False: "is off, and it only matters with the privilege.",
+            None: "differs between the selected clients and stays as each has it; it only matters with the privilege.",
+        }[setting]
+        return (
+            f"Scheduled updates will not run on the selected clients: {p} is off, and running scheduled updates "
+            f"is a privilege. {s} {rest}"
+        )
+    if privilege is True:
+        if setting is True:
+            return f"Scheduled updates will run, and {may_turn_off}: {p} and {s} are both on."
+        if setting is False:
+            return f"Scheduled updates will always run and client users cannot turn them off: {p} is on and {s} is off."
+        return (
+            f"Scheduled updates will run on every selected client ({p} is on). {s} differs between the selected "
+            f"clients and stays as each has it: where it is on, {may_turn_off}; where it is off, they cannot."
+        )
+    without = f"{p} differs between the selected clients and stays as each has it: clients without it get no scheduled update."
+    if setting is True:
+        return f"{without} On the others scheduled updates run, and {may_turn_off}, because {s} is on."
+    if setting is False:
+        return f"{without} On the others scheduled updates always run and client users cannot turn them off, because {s} is off."
+    return (
+        f"{without} {s} differs too and stays as each client has it: where it is on, scheduled updates run and "
+        f"{may_turn_off}; where it is off, they always run and client users cannot turn them off."
+    )

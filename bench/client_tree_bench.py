@@ -129,7 +129,10 @@ def timed_save(http: HttpClient, site: Domain, repeat: int) -> tuple[list[float]
         # Alternate a setting so that every save really rewrites every client.
         fingerprint = selection_summary(selection_resolve(root=False, domain_ids=[site.pk])).fingerprint()
         data = dict.fromkeys(SETTINGS, "unchanged")
-        data.update(domain=site.pk, fingerprint=fingerprint, roaming_privilege="on" if i % 2 == 0 else "off")
+        # confirmed=1: the second question a save of more than CONFIRM_ABOVE_CLIENTS clients asks.
+        data.update(
+            domain=site.pk, fingerprint=fingerprint, roaming_privilege="on" if i % 2 == 0 else "off", confirmed="1"
+        )
         with QueryCounter() as ctx:
             started = time.perf_counter()
             response = http.post(url, data)
@@ -175,11 +178,29 @@ def main() -> None:
         site_children = timed_get(http, reverse("agents:domain-children", args=[site.pk]), args.repeat)
         search = timed_get(http, reverse("agents:client-management"), args.repeat, q="host-0004", status="online")
         dialog = timed_get(http, reverse("agents:privileges"), args.repeat, domain=site.pk, partial="1")
+        # The tree as it comes back after Save: the site and the big domain expanded by the address,
+        # the big one on its second page, sorted by last contact.
+        reopened = timed_get(
+            http, reverse("agents:client-management"), args.repeat, open=f"{site.pk},{big.pk}:2", sort="contact"
+        )
         saves, save_queries, noop_ms, noop_queries = timed_save(http, site, args.save_repeat)
         assert Client.objects.count() == clients
         big_count = big.clients.count()
         rows.append(
-            (clients, seed_s, page, expanded, site_children, search, dialog, saves, save_queries, noop_ms, noop_queries)
+            (
+                clients,
+                seed_s,
+                page,
+                expanded,
+                site_children,
+                search,
+                dialog,
+                saves,
+                save_queries,
+                noop_ms,
+                noop_queries,
+                reopened,
+            )
         )
         print(f"== {clients:,} clients in {Domain.objects.count()} domains (seeded in {seed_s:.1f} s)")
         for label, (median, p95, queries, size) in (
@@ -188,6 +209,7 @@ def main() -> None:
             ("expanded top domain (499 subdomains + clients)", site_children),
             ("search by hostname + status filter", search),
             (f"dialog opened for a domain of {clients:,} clients", dialog),
+            ("tree reopened: 2 domains expanded, page 2, by contact", reopened),
         ):
             print(
                 f"  {label:<52} median {median:7.1f} ms   p95 {p95:7.1f} ms   {queries:2d} queries   {size / 1024:6.0f} KiB"
@@ -202,7 +224,14 @@ def main() -> None:
 
     (small, large) = rows
     print("query counts, baseline vs full scale (must be equal):")
-    for index, label in ((2, "page"), (3, "expanded domain"), (4, "top domain"), (5, "search"), (6, "dialog")):
+    for index, label in (
+        (2, "page"),
+        (3, "expanded domain"),
+        (4, "top domain"),
+        (5, "search"),
+        (6, "dialog"),
+        (11, "reopened tree"),
+    ):
         print(f"  {label:<16} {small[index][2]:3d} vs {large[index][2]:3d}")
     print(f"  {'save':<16} {small[8]:3d} vs {large[8]:3d}")
 

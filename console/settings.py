@@ -155,6 +155,10 @@ SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 
+# --- Client tree: a Privileges save (or a Manual Update) that would change
+# more clients than this shows the numbers and asks once more.
+CONFIRM_ABOVE_CLIENTS = env_int("CONFIRM_ABOVE_CLIENTS", 1000, minimum=0)
+
 # --- Delivery engine (SPEC 3.3): resend after 15 minutes, five attempts in all.
 NOTIFY_RETRY_INTERVAL_SECONDS = env_int("NOTIFY_RETRY_INTERVAL_SECONDS", 900, minimum=1)
 NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 5, minimum=1, maximum=100)

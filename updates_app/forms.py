@@ -25,7 +25,7 @@ from django.core.validators import URLValidator
 from django.db import models
 
 from agents_app.models import Client, ClientQuerySet
-from agents_app.privileges import Selection, SelectionError, selection_resolve
+from agents_app.privileges import Selection, SelectionError, selection_resolve, ticked_client_ids
 from console.encryption import encryption_available
 from updates_app.autoupdate import EDITABLE_FIELDS, fields_ignored_for
 from updates_app.compliance import outdated_client_ids
@@ -216,7 +216,9 @@ class ManualUpdateForm(forms.Form):
                 self.selection = selection_resolve(
                     root=self.data.get("root") in ("1", "on", "true"),
                     domain_ids=_ticked(self.data, "domain"),
-                    client_ids=_ticked(self.data, "client"),
+                    client_ids=ticked_client_ids(self.data)
+                    if hasattr(self.data, "getlist")
+                    else _ticked(self.data, "client"),
                 )
             except SelectionError as exc:
                 raise forms.ValidationError(str(exc)) from None

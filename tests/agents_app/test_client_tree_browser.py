@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 
@@ -34,7 +36,7 @@ def test_tick_a_domain_and_save_privileges_from_the_dialog(logged_in_page, live_
     Client.objects.filter(pk=odd.pk).update(roaming_privilege=True)
 
     page.goto(f"{live_server.url}/clients/")
-    page.get_by_role("button", name="Expand Headquarters").click()
+    page.get_by_role("link", name="Expand Headquarters").click()
     hq_node = page.locator(f'.tree-node[data-domain="{hq.pk}"]')
     hq_node.locator("table.client-rows tbody tr").first.wait_for()
     assert hq_node.locator("table.client-rows tbody tr").count() == 3
@@ -43,25 +45,25 @@ def test_tick_a_domain_and_save_privileges_from_the_dialog(logged_in_page, live_
     hq_node.get_by_label("Select domain Headquarters").check()
     # A ticked domain stands for its clients: their boxes follow and lock.
     assert hq_node.get_by_label(f"Select client {odd.hostname}").is_disabled()
-    page.get_by_role("button", name="Settings").click()
+    page.get_by_text("Settings", exact=True).click()
     page.get_by_role("button", name="Privileges and Other Settings").click()
     dialog = page.locator("#privileges-modal")
-    dialog.get_by_text("Component Update Privileges").wait_for()
+    dialog.get_by_text("Component Update Privileges", exact=True).wait_for()
     assert "5 clients" in dialog.inner_text()
     assert dialog.locator("#id_roaming_privilege_box").evaluate("el => el.indeterminate") is True
     assert dialog.locator("#div_id_roaming_privilege .tristate-mixed").is_visible()
 
-    dialog.locator('a[href="#tab-other-settings"]').click()
+    dialog.get_by_role("tab", name="Other Settings").click()
     dialog.get_by_text("Clients download updates from the ActiveUpdate server").wait_for(state="visible")
-    assert dialog.locator("#id_scheduled_update_setting_box").is_checked()
-    dialog.locator('a[href="#tab-privileges"]').click()
-    dialog.locator("#id_scheduled_update_privilege_box").wait_for(state="visible")
-    dialog.locator("#id_scheduled_update_privilege_box").click()
-    assert dialog.locator("#id_scheduled_update_privilege").input_value() == "off"
+    assert dialog.locator("#id_scheduled_update_setting").is_checked()
+    dialog.get_by_role("tab", name="Privileges").click()
+    dialog.locator("#id_scheduled_update_privilege").wait_for(state="visible")
+    dialog.locator("#id_scheduled_update_privilege").click()
+    assert not dialog.locator("#id_scheduled_update_privilege").is_checked()
     assert "will not run" in dialog.locator("#scheduled-description").inner_text()
-    dialog.locator("#id_scheduled_update_privilege_box").click()
+    dialog.locator("#id_scheduled_update_privilege").click()
     assert "user" in dialog.locator("#scheduled-description").inner_text().lower()
-    dialog.locator("#id_scheduled_update_privilege_box").click()
+    dialog.locator("#id_scheduled_update_privilege").click()
 
     shot = SCREENSHOT if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path / "client-management.png"
     shot.parent.mkdir(parents=True, exist_ok=True)
@@ -69,10 +71,9 @@ def test_tick_a_domain_and_save_privileges_from_the_dialog(logged_in_page, live_
     assert shot.stat().st_size > 10_000
 
     dialog.get_by_role("button", name="Save").click()
-    page.wait_for_url(f"{live_server.url}/clients/")
+    # Back to the tree with Headquarters still expanded.
+    page.wait_for_url(f"{live_server.url}/clients/?open={hq.pk}")
     assert "5 of 5 clients changed" in page.locator(".alert-success").inner_text()
-
-    page.get_by_role("button", name="Expand Headquarters").click()
     hq_node = page.locator(f'.tree-node[data-domain="{hq.pk}"]')
     hq_node.locator("table.client-rows tbody tr").first.wait_for()
     states = hq_node.locator("td.scheduled-state").all_inner_texts()
@@ -86,7 +87,9 @@ def test_tick_a_domain_and_save_privileges_from_the_dialog(logged_in_page, live_
 
     # Settings > Update Now opens Manual Update's confirmation for the same ticks, as a page.
     page.locator(f'.tree-node[data-domain="{sales.pk}"]').get_by_label("Select domain Sales").check()
-    page.get_by_role("button", name="Settings").click()
+    page.get_by_text("Settings", exact=True).click()
     page.get_by_role("button", name="Update Now").click()
-    page.wait_for_url(f"**/updates/manual/?domain={sales.pk}")
+    page.wait_for_url(re.compile(r"/updates/manual/\?"))
+    # The ticks, and the expanded domains so that the tree there opens the same way.
+    assert parse_qs(urlparse(page.url).query) == {"domain": [str(sales.pk)], "open": [str(hq.pk)]}
     assert page.inner_text("#confirm-count") == "2"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.db import connection
@@ -59,9 +61,10 @@ def test_the_tree_shows_the_server_and_top_level_domains_with_cumulative_counts(
     assert "Update Console server" in html
     assert 'aria-label="Select domain hq"' in html and 'aria-label="Select domain lab"' in html
     # hq holds 3 clients itself and 4 in sales.
-    assert (
-        '<span class="domain-name">hq</span></label>\n    <span class="badge text-bg-secondary" title="Clients in this domain and its subdomains">7</span>'
-        in html
+    assert re.search(
+        r'<span class="domain-name">hq</span></label>\s*<span class="badge text-bg-secondary" '
+        r'title="Clients in this domain and its subdomains">7<',
+        html,
     )
     # Subdomains and clients are loaded on demand, not with the page.
     assert "sales" not in html and "pc-" not in html
@@ -119,6 +122,8 @@ def test_query_counts_do_not_grow_with_the_fleet(client, django_user_model, djan
         children_url(big),
         f"{TREE}?q=pc-&status=online",
         f"{DIALOG}?domain={domains[0].pk}&partial=1",
+        # Expanded by the address, with a page of clients each: three queries more, whatever the size.
+        f"{TREE}?open={domains[0].pk},{big.pk}:2,{domains[1].pk}&sort=contact",
     )
     small = {url: _queries(client, url) for url in urls}
     for domain in domains:
@@ -132,6 +137,8 @@ def test_query_counts_do_not_grow_with_the_fleet(client, django_user_model, djan
         client.get(TREE)
     with django_assert_max_num_queries(8):
         client.get(children_url(big))
+    with django_assert_max_num_queries(11):
+        client.get(f"{TREE}?open={domains[0].pk},{big.pk}:2,{domains[1].pk}")
 
 
 def test_dialog_opens_prefilled_and_shows_mixed_settings(superuser_client, fleet):
@@ -148,10 +155,14 @@ def test_dialog_opens_prefilled_and_shows_mixed_settings(superuser_client, fleet
         "Clients can update components but not upgrade the client program or deploy hot fixes",
     ):
         assert label in html
-    assert html.count("Enable scheduled update") == 2
-    assert 'name="roaming_privilege" value="unchanged"' in html  # mixed
-    assert 'name="update_now_privilege" value="on"' in html
-    assert 'name="components_only" value="off"' in html
+    assert html.count(">Enable scheduled update</label>") == 2
+    # Mixed: three radio buttons, "leave as each client has it" chosen.
+    assert re.search(r'type="radio" name="roaming_privilege" value="unchanged" id="[^"]+" checked', html)
+    # Unanimous: a plain checkbox, ticked or not.
+    assert re.search(
+        r'type="checkbox" name="update_now_privilege" value="on" id="id_update_now_privilege" checked', html
+    )
+    assert re.search(r'type="checkbox" name="components_only" value="on" id="id_components_only">', html)
     assert "Apply to All Clients" not in html  # only with the root selected
 
 
@@ -160,7 +171,8 @@ def test_dialog_for_an_empty_domain_opens_with_its_defaults_and_saving_sets_them
     Domain.objects.filter(pk=empty.pk).update(roaming_privilege=True)
     html = superuser_client.get(DIALOG, {"domain": empty.pk}).content.decode()
     assert "0 clients" in html
-    assert 'name="roaming_privilege" value="on"' in html and 'name="components_only" value="off"' in html
+    assert re.search(r'name="roaming_privilege" value="on" id="id_roaming_privilege" checked', html)
+    assert re.search(r'name="components_only" value="on" id="id_components_only">', html)
 
     data = {
         **ALL_ON,
@@ -206,7 +218,7 @@ def test_root_without_a_scope_is_refused(superuser_client, fleet):
     data = {**ALL_ON, "root": "1", "components_only": "on", "fingerprint": fingerprint(root=True)}
     response = superuser_client.post(DIALOG, data)
     assert response.status_code == 400
-    assert "apply to all clients or to future domains only" in response.content.decode()
+    assert "Choose “Apply to All Clients” or “Apply to Future Domains Only”" in response.content.decode()
     assert not Client.objects.filter(components_only=True).exists()
 
 
@@ -374,3 +386,67 @@ def test_the_proxy_privilege_is_in_the_dialog_and_reaches_the_configuration(supe
     assert not Client.objects.exclude(domain=fleet["lab"]).filter(proxy_privilege=True).exists()
     assert Domain.objects.get(pk=fleet["lab"].pk).proxy_privilege is True
     assert client_configuration(lab_clients.first())["privileges"]["configure_proxy"] is True
+
+
+def test_the_tree_expands_by_address_with_pages_and_sorts(superuser_client, fleet):
+    add_clients(fleet["sales"], 150)
+    html = superuser_client.get(TREE, {"open": f"{fleet['hq'].pk},{fleet['sales'].pk}:2"}).content.decode()
+    assert html.count('aria-expanded="true"') == 3  # the server, hq and sales
+    assert html.count('name="client"') == 3 + 54  # hq's own clients and page 2 of sales (154 clients)
+    assert "Clients 101\u2013154 of 154 directly in sales" in html
+    # Links reload the page with one more (or one less) domain expanded: no JavaScript needed.
+    assert (
+        f'href="{TREE}?open={fleet["hq"].pk}%2C{fleet["sales"].pk}%3A2%2C{fleet["lab"].pk}#domain-{fleet["lab"].pk}"'
+        in html
+    )
+    # "Go to page" is a form of its own that keeps the other expanded domains.
+    jumped = superuser_client.get(TREE, {"open": f"{fleet['hq'].pk}", "jump": fleet["sales"].pk, "page": "1"})
+    assert jumped.content.decode().count('name="client"') == 3 + 100
+    Client.objects.filter(domain=fleet["hq"]).update(status="offline")
+    Client.objects.filter(pk=Client.objects.filter(domain=fleet["hq"]).order_by("hostname").first().pk).update(
+        status="online"
+    )
+    by_status = superuser_client.get(TREE, {"open": fleet["hq"].pk, "sort": "status"}).content.decode()
+    statuses = re.findall(r'<span class="badge status-(\w+)">', by_status)
+    assert statuses == ["offline", "offline", "online"]
+    # Nonsense in the address is ignored, never an error.
+    assert superuser_client.get(TREE, {"open": "x,-1,99999999:abc", "sort": "evil"}).status_code == 200
+
+
+def test_a_large_save_shows_the_numbers_and_asks_once_more(superuser_client, fleet, settings):
+    settings.CONFIRM_ABOVE_CLIENTS = 5
+    data = {
+        **ALL_ON,
+        "root": "1",
+        "scope": "all",
+        "components_only": "on",
+        "fingerprint": fingerprint(root=True),
+        "open": str(fleet["hq"].pk),
+    }
+    asked = superuser_client.post(DIALOG, data)
+    assert asked.status_code == 200
+    text = asked.content.decode()
+    assert re.search(r"change the settings of <strong>9 clients</strong>\s+and <strong>3 domains</strong>", text)
+    assert not Client.objects.filter(components_only=True).exists() and not AuditEntry.objects.exists()
+    done = superuser_client.post(DIALOG, {**data, "confirmed": "1"})
+    assert done.status_code == 302 and done["Location"] == f"{TREE}?open={fleet['hq'].pk}"
+    assert Client.objects.filter(components_only=True).count() == 9
+    # Under the threshold nothing more is asked.
+    small = {**ALL_ON, "domain": [fleet["lab"].pk], "roaming_privilege": "on"}
+    small["fingerprint"] = fingerprint(root=False, domain_ids=[fleet["lab"].pk])
+    assert superuser_client.post(DIALOG, small).status_code == 302
+
+
+def test_all_clients_on_a_page_can_be_ticked_at_once_without_javascript(superuser_client, fleet):
+    add_clients(fleet["sales"], 150)
+    html = superuser_client.get(TREE, {"open": f"{fleet['hq'].pk},{fleet['sales'].pk}:2"}).content.decode()
+    pages = re.findall(r'name="client_page" value="([0-9,]+)"', html)
+    assert sorted(len(ids.split(",")) for ids in pages) == [3, 54]
+    pages.sort(key=len)
+    # The dialog and Manual Update read that box as the page's clients.
+    dialog = superuser_client.get(DIALOG, {"client_page": pages[1]}).content.decode()
+    assert "Selected: <strong>54 clients</strong>" in dialog
+    manual = superuser_client.get(reverse("updates:manual-update"), {"client_page": pages[1], "client": "x"})
+    assert "do not exist" in manual.content.decode()  # bad ids are refused, as for single boxes
+    manual = superuser_client.get(reverse("updates:manual-update"), {"client_page": pages[1]})
+    assert '<strong id="confirm-count">54</strong>' in manual.content.decode()

@@ -51,3 +51,52 @@ def test_annotated_instances_load():
     Client.objects.create(domain=domain, hostname="pc", ip_address="10.0.0.1", scheduled_update_setting=False)
     client = Client.objects.with_scheduled_state().get()
     assert client.scheduled_state_code == client.scheduled_state.value == ScheduledState.ALWAYS
+
+
+STATES = [True, False, None]  # on, off, mixed
+
+
+@pytest.mark.parametrize("privilege", STATES)
+@pytest.mark.parametrize("setting", STATES)
+def test_the_dialog_explains_every_combination_in_whole_sentences_naming_the_options_by_place(privilege, setting):
+    from agents_app.scheduled_state import describe_combination
+
+    text = describe_combination(privilege=privilege, setting=setting)
+    assert text.endswith(".") and not text.endswith(":.")
+    assert "option 1" not in text.lower() and "option 2" not in text.lower()
+    assert "Privileges tab, Component Update Privileges" in text
+    assert "Other Settings tab, Update Settings" in text
+    if privilege is False:
+        assert "will not run" in text
+    if None in (privilege, setting):
+        assert "as each" in text  # a mixed option is said to stay as each client has it
+
+
+def test_the_nine_explanations_are_all_different():
+    from agents_app.scheduled_state import describe_combination
+
+    texts = {describe_combination(privilege=p, setting=s) for p in STATES for s in STATES}
+    assert len(texts) == 9
+
+
+@pytest.mark.django_db
+def test_the_dialog_renders_all_nine_explanations_for_its_script_and_the_current_one(superuser_client):
+    import json
+    import re
+
+    from django.urls import reverse
+
+    from tests.agents_app.factories import add_clients, make_domain
+
+    hq = make_domain("hq")
+    add_clients(hq, 2)
+    Client.objects.filter(pk=Client.objects.first().pk).update(scheduled_update_setting=False)
+    html = superuser_client.get(reverse("agents:privileges"), {"domain": hq.pk}).content.decode()
+    data = json.loads(
+        re.search(r'<script id="scheduled-descriptions" type="application/json">(.*?)</script>', html).group(1)
+    )
+    assert sorted(data) == sorted(f"{p}-{s}" for p in ("on", "off", "unchanged") for s in ("on", "off", "unchanged"))
+    # Opened with the privilege on and the setting mixed: the server writes that explanation (no JavaScript needed).
+    current = re.search(r'<span class="text">(.*?)</span>', html, re.S).group(1)
+    assert current == data["on-unchanged"]
+    assert "where it is off, they cannot" in current

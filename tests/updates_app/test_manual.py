@@ -167,3 +167,20 @@ def test_an_administrator_notifies_selected_clients_through_the_browser(logged_i
     assert list(run.deliveries.values_list("client__hostname", flat=True)) == ["reception-pc"]
     page.goto(f"{live_server.url}{reverse('updates:summary')}")
     page.screenshot(path="/tmp/wt6-summary.png", full_page=True)
+
+
+@pytest.mark.django_db
+def test_the_confirmation_counts_offline_targets_and_can_leave_them_out(superuser_client):
+    from tests.agents_app.factories import add_clients, make_domain
+
+    hq = make_domain("hq-offline")
+    add_clients(hq, 3)
+    add_clients(hq, 2, status="offline")
+    url = reverse("updates:manual-update")
+    page = superuser_client.get(url, {"domain": hq.pk}).content.decode()
+    assert '<strong id="confirm-count">5</strong>' in page
+    assert '<strong id="confirm-offline">2</strong> offline clients' in page
+    data = {"target": "selected", "domain": hq.pk, "confirm": "yes", "skip_offline": "1"}
+    assert superuser_client.post(url, data).status_code == 302
+    notified = set(Delivery.objects.values_list("client_id", flat=True))
+    assert notified == set(Client.objects.filter(status="online").values_list("pk", flat=True))

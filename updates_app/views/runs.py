@@ -19,7 +19,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from agents_app import tree
-from agents_app.models import Client
+from agents_app.models import Client, ConnectionStatus
 from updates_app.engine import retry
 from updates_app.engine.runs import run_cancel, run_create_manual
 from updates_app.forms import SELECTED, ManualUpdateForm
@@ -41,7 +41,7 @@ def manual_update(request: HttpRequest) -> HttpResponse:
     The client tree may link here with its ticks (?root=1 / ?domain=.. / ?client=..):
     that goes straight to the confirmation.
     """
-    preselected = request.method == "GET" and any(k in request.GET for k in ("root", "domain", "client"))
+    preselected = request.method == "GET" and any(k in request.GET for k in ("root", "domain", "client", "client_page"))
     if request.method == "POST":
         _require(request, "updates_app.add_updaterun")
         form = ManualUpdateForm(request.POST)
@@ -57,6 +57,13 @@ def manual_update(request: HttpRequest) -> HttpResponse:
         if count == 0:
             form.add_error(None, "No client matches: nothing to notify.")
         elif request.method == "POST" and request.POST.get("confirm") == "yes":
+            # The confirmation said how many targets are offline and let the administrator leave them out.
+            if request.POST.get("skip_offline") == "1":
+                clients = clients.exclude(status=ConnectionStatus.OFFLINE)
+                count = clients.count()
+                if count == 0:
+                    messages.error(request, "Every chosen client is offline and you left them out: nothing was sent.")
+                    return redirect("updates:manual-update")
             run = run_create_manual(created_by=request.user, clients=clients)
             dispatch_soon()
             messages.success(request, f"Asked {count} client(s) to update now.")
@@ -65,6 +72,7 @@ def manual_update(request: HttpRequest) -> HttpResponse:
             context = {
                 "form": form,
                 "count": count,
+                "offline": clients.filter(status=ConnectionStatus.OFFLINE).count(),
                 "selection": form.selection,
                 "hidden": form.hidden_selection(),
                 "retry_rule": retry.describe(),
@@ -76,7 +84,7 @@ def manual_update(request: HttpRequest) -> HttpResponse:
     context = {
         "form": form,
         "standings": component_standings(),
-        "domains": list(tree.top_level_domains()),
+        **tree.tree_state(request.GET, path=reverse("updates:manual-update")),
         "can_notify": request.user.has_perm("updates_app.add_updaterun"),
         "can_browse_tree": request.user.has_perm("agents_app.view_client")
         or request.user.has_perm("agents_app.change_client"),

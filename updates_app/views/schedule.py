@@ -15,10 +15,13 @@ from updates_app.preview import preview_form_for, schedule_preview
 def schedule_preview_fragment(request):
     """An HTML fragment for the Automatic Update screen; the schedule comes from the query string."""
     form = preview_form_for(request.GET)
+    # Without JavaScript the screen's "Show the load preview" button asks for it as a page of its own.
+    template = "updates_app/schedule_preview_page.html" if request.GET.get("as_page") == "1" else None
+    context = {"form": form, "nav": "updates", "breadcrumb": ["Updates", "Networked Computers", "Load preview"]}
     if not form.is_valid():
-        return render(request, "updates_app/schedule_preview.html", {"form": form}, status=400)
+        return render(request, template or "updates_app/schedule_preview.html", context, status=400)
     preview = schedule_preview(**form.cleaned_data)
-    return render(request, "updates_app/schedule_preview.html", {"form": form, "preview": preview})
+    return render(request, template or "updates_app/schedule_preview.html", {**context, "preview": preview})
 
 
 @require_GET
