@@ -113,15 +113,12 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# bin/setup collects the files (hashed names, a manifest, compressed copies)
+# whatever DEBUG says, so one collection serves DEBUG on and off: with DEBUG on
+# the pages link the plain names, which WhiteNoise finds in the source folders.
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {
-        "BACKEND": (
-            "django.contrib.staticfiles.storage.StaticFilesStorage"
-            if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        )
-    },
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 MEDIA_ROOT = VAR_DIR / "media"
 # Component payloads (full pattern files and cached incrementals).
@@ -137,6 +134,11 @@ CRISPY_TEMPLATE_PACK = "bootstrap5"
 # --- Security: production-like values make `manage.py check --deploy` clean.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# Agents that speak plain HTTP (no TLS in front of /agent/) would get the
+# HTTPS redirect, which they do not follow; this lets them through. Their
+# bearer tokens then cross the network in clear: see README "Deploying".
+AGENT_PLAIN_HTTP = env_bool("AGENT_PLAIN_HTTP", False)
+SECURE_REDIRECT_EXEMPT = [r"^agent/"] if AGENT_PLAIN_HTTP else []
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
