@@ -6,7 +6,7 @@ import logging
 import os
 
 from celery import Celery
-from celery.signals import beat_init, celeryd_after_setup
+from celery.signals import beat_init, celeryd_after_setup, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 
@@ -24,6 +24,19 @@ def broker_description() -> str:
     if settings.REDIS_URL:
         return f"Redis broker at {app.connection().as_uri()}"
     return f"embedded filesystem broker under {settings.BROKER_DIR} (single machine; set REDIS_URL for Redis)"
+
+
+@worker_process_init.connect
+def _leave_process_group(**kwargs) -> None:
+    """A pool process leaves the worker's process group.
+
+    Supervisors that signal the whole group (honcho, which bin/run uses) would
+    otherwise kill pool processes in the middle of a batch while the main
+    process is still finishing it. The main process stops them gracefully at
+    a warm shutdown, and Celery has the kernel kill them should it die
+    (PR_SET_PDEATHSIG), so none is left behind.
+    """
+    os.setpgid(0, 0)
 
 
 @celeryd_after_setup.connect
