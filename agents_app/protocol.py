@@ -174,7 +174,7 @@ def agent_report(
     Client.objects.filter(pk=client.pk).update(**fields)
     if kind == "update" and success and delivery_id is not None:
         Delivery.objects.filter(pk=delivery_id, client=client, updated_at=None).update(updated_at=now)
-    logger.info(
+    logger.debug(
         "agent report: client=%s kind=%s result=%s trigger=%s delivery=%s %s",
         client.guid,
         kind,

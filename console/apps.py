@@ -10,6 +10,10 @@ class ConsoleConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
+        from console import events
+
+        events.connect()
+
         # The embedded broker writes messages into these folders; the web
         # process enqueues too, so they must exist before the first send.
         # WhiteNoise warns at every start when STATIC_ROOT is missing.

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import logging.config
 import os
 
 from celery import Celery
-from celery.signals import beat_init, celeryd_after_setup, worker_process_init
+from celery.signals import beat_init, celeryd_after_setup, setup_logging, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 
@@ -26,6 +27,14 @@ def broker_description() -> str:
     return f"embedded filesystem broker under {settings.BROKER_DIR} (single machine; set REDIS_URL for Redis)"
 
 
+@setup_logging.connect
+def _configure_logging(**kwargs) -> None:
+    """Workers and beat log like the web server: Django's LOGGING (levels, LOG_FORMAT=json)."""
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)
+
+
 @worker_process_init.connect
 def _leave_process_group(**kwargs) -> None:
     """A pool process leaves the worker's process group.
@@ -41,9 +50,9 @@ def _leave_process_group(**kwargs) -> None:
 
 @celeryd_after_setup.connect
 def _log_worker_broker(sender=None, **kwargs) -> None:
-    logger.warning("Celery worker using %s", broker_description())
+    logger.info("Celery worker using %s", broker_description())
 
 
 @beat_init.connect
 def _log_beat_broker(sender=None, **kwargs) -> None:
-    logger.warning("Celery beat using %s", broker_description())
+    logger.info("Celery beat using %s", broker_description())

@@ -24,6 +24,7 @@ from updates_app.delivery import (
     deliveries_in_flight,
     deliveries_record_outcomes,
 )
+from updates_app.models import Delivery, DeliveryStatus
 from updates_app.notify import notifications_send, outgoing_for
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,8 @@ NOT_PUSHED = "not pushed: the server may not reach this address; handed over at 
 @shared_task(name="updates_app.tasks.dispatch_deliveries", ignore_result=True)
 def dispatch_deliveries() -> int:
     """Claim due deliveries and hand each batch to a send task; returns the number claimed."""
-    deliveries_give_up_exhausted()
+    if gave_up := deliveries_give_up_exhausted():
+        logger.warning("gave up %d deliveries whose worker was lost during their last attempt", gave_up)
     size = settings.NOTIFY_BATCH_SIZE
     in_flight = -(-deliveries_in_flight() // size)
     claimed = 0
@@ -75,6 +77,9 @@ def send_batch(token: str) -> int:
     deliveries_hold_for_checkin(token=token, delivery_ids=held, reason=NOT_PUSHED)
     outcomes = notifications_send(items)
     deliveries_record_outcomes(token=token, outcomes=outcomes)
+    failed = [pk for pk, error in outcomes.items() if error is not None]
+    if failed and (gave_up := Delivery.objects.filter(pk__in=failed, status=DeliveryStatus.GAVE_UP).count()):
+        logger.warning("gave up %d deliveries after %d failed attempts", gave_up, settings.NOTIFY_MAX_ATTEMPTS)
     if len(items) + len(held) >= settings.NOTIFY_BATCH_SIZE:
         # A full batch suggests more are due: claim the next one now rather
         # than at the next beat.
