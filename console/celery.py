@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import logging.config
 import os
+import time
 
 from celery import Celery
-from celery.signals import beat_init, celeryd_after_setup, setup_logging, worker_process_init
+from celery.signals import after_task_publish, beat_init, celeryd_after_setup, setup_logging, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 
@@ -53,6 +54,29 @@ def _log_worker_broker(sender=None, **kwargs) -> None:
     logger.info("Celery worker using %s", broker_description())
 
 
+_beat = {"running": False, "recorded": 0.0}
+BEAT_RECORD_EVERY = 15.0
+
+
 @beat_init.connect
 def _log_beat_broker(sender=None, **kwargs) -> None:
     logger.info("Celery beat using %s", broker_description())
+    _beat["running"] = True
+
+
+@after_task_publish.connect
+def _beat_alive(sender=None, **kwargs) -> None:
+    """In the beat process: each publish proves beat alive; recorded at most every 15 s (/health/ready)."""
+    if not _beat["running"] or time.monotonic() - _beat["recorded"] < BEAT_RECORD_EVERY:
+        return
+    from django.db import close_old_connections
+    from django.utils import timezone
+
+    from console.models import ServiceHeartbeat
+
+    try:
+        close_old_connections()
+        ServiceHeartbeat.objects.update_or_create(name="beat", defaults={"seen_at": timezone.now()})
+        _beat["recorded"] = time.monotonic()
+    except Exception:
+        logger.warning("beat could not record its heartbeat", exc_info=True)

@@ -51,6 +51,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /health/* and /metrics answer before host validation and the HTTPS
+    # redirect: load balancers and scrapers call backends by address over HTTP.
+    "console.health.OpsEndpointsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -171,6 +174,17 @@ CONSOLE_DEMO = env_bool("CONSOLE_DEMO", False)
 # How often beat runs the dispatcher that claims due deliveries.
 NOTIFY_DISPATCH_INTERVAL_SECONDS = env_int("NOTIFY_DISPATCH_INTERVAL_SECONDS", 3, minimum=1)
 
+# --- Health and metrics (console/health.py, console/metrics.py).
+# Beat sends a heartbeat task this often; the worker that runs it records it.
+HEARTBEAT_SECONDS = env_int("HEARTBEAT_SECONDS", 30, minimum=5)
+# /health/ready answers 503 when the worker's or beat's last sign of life is older.
+HEALTH_WORKER_MAX_AGE_SECONDS = env_int("HEALTH_WORKER_MAX_AGE_SECONDS", 120, minimum=10)
+HEALTH_BEAT_MAX_AGE_SECONDS = env_int("HEALTH_BEAT_MAX_AGE_SECONDS", 120, minimum=10)
+# /metrics answers callers that send "Authorization: Bearer <METRICS_TOKEN>" or
+# whose address (REMOTE_ADDR) lies in METRICS_ALLOWED_NETWORKS; nobody by default.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS", [])
+
 # --- Celery. REDIS_URL switches the broker to Redis; without it an embedded
 # filesystem broker under var/ needs no server (single machine only).
 REDIS_URL = env_redis_url("REDIS_URL")
@@ -214,7 +228,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # The static beat schedule; later features add their periodic tasks here.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
-    "console-heartbeat": {"task": "console.tasks.heartbeat", "schedule": 60.0},
+    # Proves worker and beat alive (the footer, /health/ready).
+    "console-heartbeat": {"task": "console.tasks.heartbeat", "schedule": float(HEARTBEAT_SECONDS)},
     "agents-mark-silent-offline": {"task": "agents_app.tasks.mark_silent_clients_offline", "schedule": 60.0},
     # Claims due deliveries (first sends, 15-minute retries, expired leases).
     "updates-dispatch-deliveries": {

@@ -12,6 +12,8 @@ Environment:
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -45,3 +47,29 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # Several consoles (and tests) may run on one machine: no shared control socket.
 control_socket_disable = True
+
+# Request counters (check-ins, registrations) live in files shared by the
+# worker processes (prometheus-client's multiprocess mode), one set per server
+# start, so /metrics counts the requests of every worker and not one's.
+_metrics_dir_owned = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+if _metrics_dir_owned:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="console-metrics-")
+
+
+def on_starting(server) -> None:
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(directory, exist_ok=True)
+    for name in os.listdir(directory):
+        if name.endswith(".db"):
+            os.remove(os.path.join(directory, name))
+
+
+def child_exit(server, worker) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:
+    if _metrics_dir_owned:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
