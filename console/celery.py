@@ -8,7 +8,14 @@ import os
 import time
 
 from celery import Celery
-from celery.signals import after_task_publish, beat_init, celeryd_after_setup, setup_logging, worker_process_init
+from celery.signals import (
+    after_task_publish,
+    beat_init,
+    celeryd_after_setup,
+    setup_logging,
+    worker_process_init,
+    worker_ready,
+)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 
@@ -52,6 +59,17 @@ def _leave_process_group(**kwargs) -> None:
 @celeryd_after_setup.connect
 def _log_worker_broker(sender=None, **kwargs) -> None:
     logger.info("Celery worker using %s", broker_description())
+
+
+@worker_ready.connect
+def _worker_ready(sender=None, **kwargs) -> None:
+    """A worker that starts consuming is alive now, not only at the next heartbeat task (/health/ready)."""
+    from console.tasks import heartbeat
+
+    try:
+        heartbeat()
+    except Exception:
+        logger.warning("the worker could not record its heartbeat", exc_info=True)
 
 
 _beat = {"running": False, "recorded": 0.0}

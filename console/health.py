@@ -118,6 +118,12 @@ def _json(status: int, body: dict) -> HttpResponse:
     return response
 
 
+def _unlogged(response: HttpResponse) -> HttpResponse:
+    """No django.request line per poll: a load balancer asks every few seconds, 503 or not."""
+    response._has_been_logged = True
+    return response
+
+
 def live(request: HttpRequest) -> HttpResponse:
     return _json(200, {"status": "alive"})
 
@@ -146,8 +152,8 @@ class OpsEndpointsMiddleware:
         view = self.routes.get(request.path_info)
         if view is not None:
             if request.method not in ("GET", "HEAD"):
-                return HttpResponse(status=405, headers={"Allow": "GET, HEAD"})
-            return view(request)
+                return _unlogged(HttpResponse(status=405, headers={"Allow": "GET, HEAD"}))
+            return _unlogged(view(request))
         response = self.get_response(request)
         self.metrics.count_agent_request(request.path_info, response.status_code)
         return response

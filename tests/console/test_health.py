@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 
 import pytest
 from django.db import connection
@@ -111,3 +112,10 @@ def test_plain_http_agents_are_let_through_only_when_allowed(settings):
     agent_friendly = Client()  # the middleware reads its settings when a handler starts
     assert agent_friendly.get("/agent/v1/ping").status_code == 200
     assert agent_friendly.get("/login/").status_code == 301
+
+
+def test_a_poll_that_finds_it_not_ready_writes_no_log_line(client, caplog):
+    with caplog.at_level(logging.INFO):
+        assert client.get("/health/ready").status_code == 503
+        assert client.post("/health/ready").status_code == 405
+    assert [r for r in caplog.records if r.name == "django.request"] == []

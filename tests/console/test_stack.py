@@ -161,3 +161,31 @@ def test_gunicorn_with_debug_off_serves_collected_static_health_and_metrics_of_e
             os.killpg(web.pid, signal.SIGKILL)
             web.wait()
     assert "Traceback" not in log.read_text()
+
+
+def test_a_worker_records_its_heartbeat_as_it_starts_without_waiting_for_beat(tmp_path):
+    """No beat runs here: only the worker's start can have written the heartbeat /health/ready reads."""
+    env = base_env(tmp_path, free_port())
+    python = str(VENV_BIN / "python")
+    done = subprocess.run([python, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    probe = "from console.models import ServiceHeartbeat as H; print(H.objects.filter(name='worker').count())"
+
+    def heartbeats() -> str:
+        return subprocess.run([python, "manage.py", "shell", "-v", "0", "-c", probe], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60).stdout.strip()  # fmt: skip
+
+    assert heartbeats() == "0"
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        worker = subprocess.Popen([str(VENV_BIN / "celery"), "-A", "console", "worker", "--concurrency", "1"], cwd=ROOT,
+                                  env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        wait_until(lambda: "ready." in log.read_text(), 60, "the worker to be ready")
+        wait_until(lambda: heartbeats() == "1", 20, "the worker's heartbeat")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
