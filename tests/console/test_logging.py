@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import sys
@@ -14,7 +15,6 @@ from console.logging import JsonFormatter
 from tests.console.test_settings_env import run_manage
 from tests.updates_app.conftest import component_storage, domain, fleet, make_client  # noqa: F401
 from updates_app.components import component_download, component_resolve
-from updates_app.delivery import deliveries_claim
 from updates_app.models import Delivery, DeliveryStatus, RunTrigger, UpdateRun
 from updates_app.tasks import send_batch
 
@@ -72,12 +72,14 @@ def test_a_give_up_is_one_line(caplog, make_client, settings):  # noqa: F811
     settings.NOTIFY_MAX_ATTEMPTS = 2
     client = make_client(down=True)  # connections refused
     run = UpdateRun.objects.create(trigger=RunTrigger.MANUAL)
+    now = timezone.now()
+    # As a claim leaves it: sending, its last attempt counted, under the claim's token.
     Delivery.objects.create(
-        run=run, client=client, status=DeliveryStatus.RETRYING, attempts=1, next_attempt_at=timezone.now()
-    )
-    claim = deliveries_claim(limit=10)
+        run=run, client=client, status=DeliveryStatus.SENDING, attempts=2, next_attempt_at=now,
+        lease_expires_at=now + dt.timedelta(minutes=3), claim_token="claim-1",
+    )  # fmt: skip
     with caplog.at_level(logging.INFO, logger="updates_app.tasks"):
-        send_batch(claim.token)
+        send_batch("claim-1")
     assert Delivery.objects.get(run=run).status == DeliveryStatus.GAVE_UP
     lines = [r.getMessage() for r in caplog.records if r.name == "updates_app.tasks"]
     assert lines == ["gave up 1 deliveries after 2 failed attempts"]

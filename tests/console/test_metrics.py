@@ -9,12 +9,12 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from agents_app.models import ConnectionStatus
-from tests.agents_app.conftest import SECRET
 from tests.agents_app.factories import add_clients, make_domain
 from updates_app.models import Delivery, DeliveryStatus, RunTrigger, UpdateRun
 
 pytestmark = pytest.mark.django_db
 TOKEN = "scrape-token-for-tests"
+SECRET = "metrics-enrollment-secret"
 
 
 @pytest.fixture
