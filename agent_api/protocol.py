@@ -209,9 +209,11 @@ def agent_report(
     Client.objects.filter(pk=client.pk).update(**fields)
     if kind == "update" and success and delivery_id is not None:
         delivery_mark_updated(client=client, delivery_id=delivery_id, at=now)
+    # One line per report would be one per agent per update: successes only at debug.
     # %r: the message is the agent's own text; escaped, a newline in it cannot
     # start a log line of its own.
-    logger.info(
+    logger.log(
+        logging.INFO if result == "failure" else logging.DEBUG,
         "agent report: client=%s kind=%s result=%s trigger=%s delivery=%s source=%s proxy=%r message=%r",
         client.guid,
         kind,

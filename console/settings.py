@@ -11,6 +11,7 @@ from pathlib import Path
 
 from console.env import (
     env_bool,
+    env_choice,
     env_database,
     env_int,
     env_list,
@@ -54,6 +55,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /health/* and /metrics answer before host validation and the HTTPS
+    # redirect: load balancers and scrapers call backends by address over HTTP.
+    "ops.health.OpsEndpointsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -117,15 +121,12 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# bin/setup collects the files (hashed names, a manifest, compressed copies)
+# whatever DEBUG says, so one collection serves DEBUG on and off: with DEBUG on
+# the pages link the plain names, which WhiteNoise finds in the source folders.
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {
-        "BACKEND": (
-            "django.contrib.staticfiles.storage.StaticFilesStorage"
-            if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        )
-    },
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 MEDIA_ROOT = VAR_DIR / "media"
 # Component payloads (full pattern files and cached incrementals).
@@ -145,6 +146,11 @@ CRISPY_TEMPLATE_PACK = "bootstrap5"
 # --- Security: production-like values make `manage.py check --deploy` clean.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# Agents that speak plain HTTP (no TLS in front of /agent/) would get the
+# HTTPS redirect, which they do not follow; this lets them through. Their
+# bearer tokens then cross the network in clear: see README "Deploying".
+AGENT_PLAIN_HTTP = env_bool("AGENT_PLAIN_HTTP", False)
+SECURE_REDIRECT_EXEMPT = [r"^agent/"] if AGENT_PLAIN_HTTP else []
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
@@ -180,6 +186,17 @@ CONSOLE_DEMO = env_bool("CONSOLE_DEMO", False)
 # How often beat runs the dispatcher that claims due deliveries.
 NOTIFY_DISPATCH_INTERVAL_SECONDS = env_int("NOTIFY_DISPATCH_INTERVAL_SECONDS", 3, minimum=1)
 
+# --- Health and metrics (ops/health.py, ops/metrics.py).
+# Beat sends a heartbeat task this often; the worker that runs it records it.
+HEARTBEAT_SECONDS = env_int("HEARTBEAT_SECONDS", 30, minimum=5)
+# /health/ready answers 503 when the worker's or beat's last sign of life is older.
+HEALTH_WORKER_MAX_AGE_SECONDS = env_int("HEALTH_WORKER_MAX_AGE_SECONDS", 120, minimum=10)
+HEALTH_BEAT_MAX_AGE_SECONDS = env_int("HEALTH_BEAT_MAX_AGE_SECONDS", 120, minimum=10)
+# /metrics answers callers that send "Authorization: Bearer <METRICS_TOKEN>" or
+# whose address (REMOTE_ADDR) lies in METRICS_ALLOWED_NETWORKS; nobody by default.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS", [])
+
 # --- Celery. REDIS_URL switches the broker to Redis; without it an embedded
 # filesystem broker under var/ needs no server (single machine only).
 REDIS_URL = env_redis_url("REDIS_URL")
@@ -188,7 +205,9 @@ if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
 else:
-    CELERY_BROKER_URL = "filesystem://"
+    # A host in the URL keeps kombu from warning "No hostname was supplied";
+    # the filesystem transport ignores it.
+    CELERY_BROKER_URL = "filesystem://localhost/"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
@@ -216,10 +235,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Workers and beat log through LOGGING below (console/celery.py), like the web.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # The static beat schedule; later features add their periodic tasks here.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
-    "console-heartbeat": {"task": "console.tasks.heartbeat", "schedule": 60.0},
+    # Proves worker and beat alive (the footer, /health/ready).
+    "console-heartbeat": {"task": "console.tasks.heartbeat", "schedule": float(HEARTBEAT_SECONDS)},
     "agents-mark-silent-offline": {"task": "agents_app.tasks.mark_silent_clients_offline", "schedule": 60.0},
     # Claims due deliveries (first sends, 15-minute retries, expired leases).
     "updates-dispatch-deliveries": {
@@ -278,11 +300,27 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# One line per event an operator acts on (a claim, a new run, a give-up, a
+# settings change), none per check-in or idle dispatcher round. LOG_FORMAT=json
+# writes one JSON object per line for log shippers (console/logging.py).
+LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical")).upper()
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain", ("plain", "json"))
+# Celery's per-task chatter ("received", "succeeded", "Sending due task") every
+# few seconds: shown only at LOG_LEVEL=debug. Failures are warnings or errors.
+_CHATTY = "DEBUG" if LOG_LEVEL == "DEBUG" else "WARNING"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "console.logging.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "celery.app.trace": {"level": _CHATTY},
+        "celery.worker.strategy": {"level": _CHATTY},
+        "celery.beat": {"level": _CHATTY},
+    },
 }

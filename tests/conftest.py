@@ -64,6 +64,22 @@ def pytest_runtest_setup(item):
         _unavailable(f"needs Debian's chromium at {CHROMIUM} (bin/test installs it when it can)")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _static_files_from_the_source_folders():
+    """Tests link static files by their plain names, as with DEBUG on.
+
+    The product links hashed names from a manifest that bin/setup collects;
+    the test server (live_server) serves static files from the source folders
+    and knows no hashed names. tests/console/test_stack.py checks the
+    collected files under gunicorn.
+    """
+    from django.test import override_settings
+
+    plain = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+    with override_settings(STORAGES=plain):
+        yield
+
+
 @pytest.fixture(scope="session")
 def celery_app_for_tests():
     """The project's Celery app, on the in-memory broker when there is no Redis."""

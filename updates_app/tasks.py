@@ -22,6 +22,7 @@ from updates_app.engine.claim import (
     deliveries_claim,
     deliveries_claimed,
     deliveries_give_up_exhausted,
+    deliveries_given_up_among,
     deliveries_hold_for_checkin,
     deliveries_in_flight,
     deliveries_record_outcomes,
@@ -53,7 +54,8 @@ def dispatch_soon() -> None:
 @shared_task(name="updates_app.tasks.dispatch_deliveries", ignore_result=True)
 def dispatch_deliveries() -> int:
     """Claim due deliveries and hand each batch to a send task; returns the number claimed."""
-    deliveries_give_up_exhausted()
+    if gave_up := deliveries_give_up_exhausted():
+        logger.warning("gave up %d deliveries whose worker was lost during their last attempt", gave_up)
     size = settings.NOTIFY_BATCH_SIZE
     in_flight = -(-deliveries_in_flight() // size)
     claimed = 0
@@ -92,6 +94,9 @@ def send_batch(token: str) -> int:
     deliveries_hold_for_checkin(token=token, delivery_ids=held, reason=NOT_PUSHED)
     outcomes = notifications_send(items)
     _record_outcomes(token=token, outcomes=outcomes)
+    failed = [pk for pk, error in outcomes.items() if error is not None]
+    if failed and (gave_up := deliveries_given_up_among(failed)):
+        logger.warning("gave up %d deliveries after %d failed attempts", gave_up, settings.NOTIFY_MAX_ATTEMPTS)
     if len(rows) >= settings.NOTIFY_BATCH_SIZE:
         # A full batch suggests more are due: claim the next one now rather
         # than at the next beat.

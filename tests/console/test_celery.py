@@ -20,7 +20,7 @@ def test_celery_accepts_json_only_and_limits_task_time():
 
 def test_broker_follows_redis_url():
     # Without REDIS_URL the embedded filesystem broker needs no server.
-    expected = settings.REDIS_URL or "filesystem://"
+    expected = settings.REDIS_URL or "filesystem://localhost/"
     assert settings.CELERY_BROKER_URL == expected
 
 

@@ -143,6 +143,11 @@ def deliveries_record_outcomes(*, token: str, outcomes: dict[int, str | None], n
         )
 
 
+def deliveries_given_up_among(delivery_ids: list[int]) -> int:
+    """How many of these deliveries have given up (after their last attempt failed)."""
+    return Delivery.objects.filter(pk__in=delivery_ids, status=DeliveryStatus.GAVE_UP).count()
+
+
 def deliveries_hold_for_checkin(*, token: str, delivery_ids: list[int], reason: str) -> int:
     """Rows the server may not push to any more: no attempt spent, handed over at check-in."""
     if not delivery_ids:

@@ -128,7 +128,8 @@ def run_create_for_event(*, version: ComponentVersion) -> UpdateRun | None:
     run = UpdateRun.objects.create(
         trigger=RunTrigger.EVENT, scan_after=auto.scan_after_update, component_version=version
     )
-    deliveries_create(run=run, clients=Client.objects.active().filter(status__in=statuses))
+    count = deliveries_create(run=run, clients=Client.objects.active().filter(status__in=statuses))
+    _log_new_run(run, count)
     return run
 
 
@@ -138,7 +139,16 @@ def run_create_manual(*, created_by, clients: ClientQuerySet) -> UpdateRun:
     run = UpdateRun.objects.create(trigger=RunTrigger.MANUAL, scan_after=False, created_by=created_by)
     count = deliveries_create(run=run, clients=clients.active())
     audit_record(actor=created_by, action="manual update", target=str(run), changes={"clients": count})
+    _log_new_run(run, count)
     return run
+
+
+def _log_new_run(run: UpdateRun, clients: int) -> None:
+    """One line per new run, once it is committed (scheduled runs are logged where their window opens)."""
+    what = f" for {run.component_version}" if run.component_version_id else ""
+    who = f" by {run.created_by}" if run.created_by_id else ""
+    trigger = run.get_trigger_display().lower()
+    transaction.on_commit(lambda: logger.info("new %s run #%s%s%s: %d clients", trigger, run.pk, what, who, clients))
 
 
 @transaction.atomic

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import signal
+import sys
 
 from aiohttp import web
 from asgiref.sync import sync_to_async
@@ -35,6 +37,9 @@ class Command(BaseCommand):
             raise CommandError(f"--port must be 1-65535, got {port}.")
         if refresh <= 0:
             raise CommandError("--refresh must be positive.")
+        # Stopped by bin/run (honcho) or systemd: a normal end, exit 0.
+        for stop in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(stop, lambda *_: sys.exit(0))
         asyncio.run(self._serve(host, port, refresh))
 
     async def _serve(self, host: str, port: int, refresh: float) -> None:

@@ -7,6 +7,8 @@ notifications, retries and updates on the Update Summary.
 
 from __future__ import annotations
 
+import signal
+import sys
 import time
 import urllib.request
 
@@ -36,6 +38,7 @@ class Command(BaseCommand):
         parser.add_argument("--duration", type=float, help="Stop by itself after this many seconds")
 
     def handle(self, *args, **opts):
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stopped by bin/run: stop the fleet, exit 0
         if not 1 <= opts["count"] <= 2000:
             raise CommandError("--count must be between 1 and 2000")
         for name in ("fail_rate", "unreachable_rate"):
