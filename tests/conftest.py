@@ -96,6 +96,26 @@ def staff_user(django_user_model):
     return django_user_model.objects.create_user("operator", password="correct-horse-battery", is_staff=True)
 
 
+# What a read-only operator holds: every page that shows clients, the audit log.
+VIEWER_PERMISSIONS = (("agents_app", "view_client"), ("console", "view_auditentry"))
+
+
+@pytest.fixture
+def viewer_user(staff_user):
+    """The staff user with the view permissions only (no change or add permission)."""
+    from django.contrib.auth.models import Permission
+
+    for app_label, codename in VIEWER_PERMISSIONS:
+        staff_user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    return staff_user
+
+
+@pytest.fixture
+def viewer_client(client, viewer_user):
+    client.force_login(viewer_user)
+    return client
+
+
 @pytest.fixture
 def admin_user_obj(django_user_model):
     return django_user_model.objects.create_superuser("root", password="correct-horse-battery")
