@@ -13,8 +13,15 @@ from rest_framework.views import APIView
 
 from agent_api import protocol
 from agent_api import serializers as s
-from agent_api.authentication import AgentPrincipal, AgentRateThrottle, AgentTokenAuthentication, IsAgent
-from agent_api.errors import BodyTooLarge, NotFound, exception_handler
+from agent_api.authentication import (
+    AgentPrincipal,
+    AgentRateThrottle,
+    AgentTokenAuthentication,
+    IsAgent,
+    auth_failure_record,
+    auth_failures_refuse_if_over,
+)
+from agent_api.errors import BodyTooLarge, InvalidEnrollmentSecret, NotFound, exception_handler
 from agent_api.parsers import LimitedJSONParser
 from agents_app.models import Client
 from updates_app.components import ComponentError, component_file, component_manifest
@@ -69,8 +76,14 @@ class RegisterView(AgentView):
 
     @extend_schema(request=s.RegisterRequest, responses={201: s.RegisterResponse, **ERRORS}, auth=[])
     def post(self, request):
+        # A wrong enrollment secret is a failed authentication like a wrong token.
+        auth_failures_refuse_if_over(request)
         data = self.validated(s.RegisterRequest)
-        answer = protocol.agent_register(**data)
+        try:
+            answer = protocol.agent_register(**data)
+        except InvalidEnrollmentSecret:
+            auth_failure_record(request)
+            raise
         return Response(s.RegisterResponse(answer).data, status=201)
 
 

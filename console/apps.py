@@ -10,6 +10,8 @@ class ConsoleConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
+        from console import checks  # noqa: F401  (registers the system checks)
+
         # The embedded broker writes messages into these folders; the web
         # process enqueues too, so they must exist before the first send.
         # WhiteNoise warns at every start when STATIC_ROOT is missing.

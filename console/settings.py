@@ -15,6 +15,7 @@ from console.env import (
     env_int,
     env_list,
     env_networks,
+    env_rate,
     env_redis_url,
     env_str,
     env_time_zone,
@@ -28,6 +29,10 @@ VAR_DIR = Path(env_str("CONSOLE_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DEBUG", True)
 SECRET_KEY = secret_key("SECRET_KEY", debug=DEBUG, key_file=VAR_DIR / "secret_key")
+# Reverse proxies (CIDRs) whose X-Forwarded-For is believed: the client
+# address is then the right-most forwarded entry that is not one of them
+# (console/client_address.py). Empty: REMOTE_ADDR is the client.
+TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES", [])
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -186,6 +191,19 @@ else:
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
+# The cache holds the rate limits' counters: on Redis (same server as the
+# broker, keys under their own prefix) they are shared by every process and
+# host; without Redis each process counts for itself.
+if REDIS_URL:
+    CACHES: dict[str, dict[str, object]] = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "console-cache",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "console"}}
 # Nothing reads task results: the database holds the outcome of every send.
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
@@ -236,10 +254,14 @@ AGENT_ALLOWED_NETWORKS = env_networks(
     "AGENT_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]
 )
 AGENT_MAX_BODY_BYTES = env_int("AGENT_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
-# Per-client request rate on the agent API (DRF throttle syntax).
-AGENT_RATE_LIMIT = env_str("AGENT_RATE_LIMIT", "120/min")
+# Per-client request rate on the agent API (e.g. 120/min). Budgets are kept in
+# the default cache, shared by every process and host when REDIS_URL is set.
+AGENT_RATE_LIMIT = env_rate("AGENT_RATE_LIMIT", "120/min")
 # Registrations per source address (a NAT address may front a whole office).
-AGENT_REGISTRATION_RATE_LIMIT = env_str("AGENT_REGISTRATION_RATE_LIMIT", "6000/min")
+AGENT_REGISTRATION_RATE_LIMIT = env_rate("AGENT_REGISTRATION_RATE_LIMIT", "6000/min")
+# Failed authentications (wrong token, wrong enrollment secret) per source
+# address; past it the address is answered 429 until the window ends.
+AGENT_AUTH_FAILURE_RATE_LIMIT = env_rate("AGENT_AUTH_FAILURE_RATE_LIMIT", "60/min")
 
 REST_FRAMEWORK: dict[str, object] = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -64,6 +64,25 @@ def pytest_runtest_setup(item):
         _unavailable(f"needs Debian's chromium at {CHROMIUM} (bin/test installs it when it can)")
 
 
+@pytest.fixture(autouse=True)
+def fresh_rate_limits():
+    """Every test starts with full request budgets (they live in the shared cache, Redis under CI).
+
+    Only the rate-limit keys go: the cache may share its Redis database with the broker.
+    """
+    from django.core.cache import cache, caches
+
+    from console.ratelimit import KEY_PREFIX
+
+    if type(caches["default"]).__name__ == "RedisCache":
+        redis = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
+        keys = list(redis.scan_iter(match=cache.make_key(f"{KEY_PREFIX}:*"), count=1000))
+        if keys:
+            redis.delete(*keys)
+    else:
+        cache.clear()
+
+
 @pytest.fixture(scope="session")
 def celery_app_for_tests():
     """The project's Celery app, on the in-memory broker when there is no Redis."""

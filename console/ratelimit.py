@@ -1,0 +1,69 @@
+"""Budgets of requests per time window, shared by every process and host.
+
+The counts live in Django's default cache: Redis when ``REDIS_URL`` is set, so
+gunicorn workers, Celery workers and other hosts draw from one budget (without
+Redis the embedded defaults serve one process, and so does the count).
+
+A budget is a fixed window: one counter per (scope, key, window), created with
+``add`` and raised with ``incr``, both atomic on Redis, so concurrent requests
+in several processes cannot both take the last slot. A fixed window lets a
+client use its budget at the end of one window and again at the start of the
+next (at most twice the rate over a moment); the sliding history that DRF's
+SimpleRateThrottle keeps would be exact but is a read-modify-write of a list,
+which two processes can interleave and so lose counts.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from django.core.cache import cache
+
+_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+KEY_PREFIX = "rl"
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """``"120/min"`` -> (120, 60): requests and the period in seconds (s, min, hour, day)."""
+    count, _, period = rate.partition("/")
+    try:
+        number = int(count)
+    except ValueError:
+        raise ValueError(f"rate must look like 120/min, got {rate!r}") from None
+    seconds = _PERIODS.get(period.strip()[:1].lower())
+    if number < 1 or seconds is None:
+        raise ValueError(f"rate must look like 120/min (a positive count per s, min, hour or day), got {rate!r}")
+    return number, seconds
+
+
+@dataclass(frozen=True)
+class Budget:
+    scope: str
+    rate: str
+
+    def _slot(self, key: str, now: float | None) -> tuple[str, int, int, float]:
+        limit, period = parse_rate(self.rate)
+        current = time.time() if now is None else now
+        window = int(current // period)
+        wait = (window + 1) * period - current
+        return f"{KEY_PREFIX}:{self.scope}:{key}:{window}", limit, period, wait
+
+    def hit(self, key: str, *, now: float | None = None) -> float | None:
+        """Count one request; the seconds to wait if that went over the budget, else None."""
+        cache_key, limit, period, wait = self._slot(key, now)
+        cache.add(cache_key, 0, timeout=period + 1)
+        try:
+            used = cache.incr(cache_key)
+        except ValueError:
+            # The counter expired between add and incr: this is a new window.
+            cache.add(cache_key, 1, timeout=period + 1)
+            used = 1
+        return math.ceil(wait) if used > limit else None
+
+    def exhausted(self, key: str, *, now: float | None = None) -> float | None:
+        """Without counting: the seconds to wait if the budget is used up, else None."""
+        cache_key, limit, _, wait = self._slot(key, now)
+        used = cache.get(cache_key) or 0
+        return math.ceil(wait) if used >= limit else None
