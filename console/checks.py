@@ -14,12 +14,14 @@ def check_agent_secrets(app_configs=None, **kwargs) -> list[CheckMessage]:
     if settings.DEBUG:
         return []
     errors: list[CheckMessage] = []
-    if len(settings.AGENT_ENROLLMENT_SECRET) < MINIMUM_SECRET_LENGTH:
-        errors.append(
-            Error(
-                f"AGENT_ENROLLMENT_SECRET is shorter than {MINIMUM_SECRET_LENGTH} characters.",
-                hint="Set it to a long random value, e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'.",
-                id="console.E001",
+    for number, name in enumerate(("AGENT_ENROLLMENT_SECRET", "AGENT_SIGNING_SECRET"), start=1):
+        if len(getattr(settings, name)) < MINIMUM_SECRET_LENGTH:
+            errors.append(
+                Error(
+                    f"{name} is shorter than {MINIMUM_SECRET_LENGTH} characters.",
+                    hint="Set it to a long random value, e.g. "
+                    "python -c 'import secrets; print(secrets.token_urlsafe(32))'.",
+                    id=f"console.E00{number}",
+                )
             )
-        )
     return errors

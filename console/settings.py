@@ -244,6 +244,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
 AGENT_ENROLLMENT_SECRET = secret_key(
     "AGENT_ENROLLMENT_SECRET", debug=DEBUG, key_file=VAR_DIR / "agent_enrollment_secret"
 )
+# Signs notifications to agents (each agent's key is derived from it and its
+# id; agents_app/signing.py). Its own secret, not SECRET_KEY. To rotate it, set
+# a new one and list the old one in the fallbacks until every agent has
+# checked in and learnt its new key.
+AGENT_SIGNING_SECRET = secret_key("AGENT_SIGNING_SECRET", debug=DEBUG, key_file=VAR_DIR / "agent_signing_secret")
+AGENT_SIGNING_SECRET_FALLBACKS = env_list("AGENT_SIGNING_SECRET_FALLBACKS", [])
 AGENT_HEARTBEAT_SECONDS = env_int("AGENT_HEARTBEAT_SECONDS", 60, minimum=5)
 # A client silent for longer than this is marked offline by a beat task.
 AGENT_OFFLINE_AFTER_SECONDS = env_int("AGENT_OFFLINE_AFTER_SECONDS", 180, minimum=10)

@@ -123,6 +123,7 @@ def test_check_deploy_is_clean_with_production_like_values(tmp_path):
         DEBUG="0",
         SECRET_KEY="x" * 20 + "-production-like-secret-key-with-enough-entropy-4f9a",
         AGENT_ENROLLMENT_SECRET="production-like-enrollment-secret",
+        AGENT_SIGNING_SECRET="production-like-signing-secret-0123456789",
         ALLOWED_HOSTS="console.example.com",
         CONSOLE_VAR_DIR=str(tmp_path),
     )
@@ -143,6 +144,7 @@ def test_check_deploy_refuses_a_short_enrollment_secret_when_debug_is_off(tmp_pa
     production = {
         "DEBUG": "0",
         "SECRET_KEY": "x" * 20 + "-production-like-secret-key-with-enough-entropy-4f9a",
+        "AGENT_SIGNING_SECRET": "production-like-signing-secret-0123456789",
         "ALLOWED_HOSTS": "console.example.com",
         "CONSOLE_VAR_DIR": str(tmp_path),
     }
@@ -156,3 +158,18 @@ def test_check_deploy_refuses_a_short_enrollment_secret_when_debug_is_off(tmp_pa
     # With DEBUG on, a short secret is a developer's business.
     debug = run_manage("check", AGENT_ENROLLMENT_SECRET="short", CONSOLE_VAR_DIR=str(tmp_path))
     assert debug.returncode == 0, debug.stderr
+
+
+def test_the_signing_secret_is_required_when_debug_is_off_and_checked_for_length(tmp_path):
+    production = {
+        "DEBUG": "0",
+        "SECRET_KEY": "x" * 20 + "-production-like-secret-key-with-enough-entropy-4f9a",
+        "AGENT_ENROLLMENT_SECRET": "production-like-enrollment-secret",
+        "ALLOWED_HOSTS": "console.example.com",
+        "CONSOLE_VAR_DIR": str(tmp_path),
+    }
+    missing = run_manage("check", **production)
+    assert missing.returncode != 0
+    assert "AGENT_SIGNING_SECRET must be set" in missing.stderr
+    short = run_manage("check", AGENT_SIGNING_SECRET="too-short", **production)
+    assert short.returncode != 0 and "console.E002" in short.stderr
