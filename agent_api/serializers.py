@@ -69,7 +69,9 @@ class CheckinRequest(serializers.Serializer):
 
 
 class ActionSerializer(serializers.Serializer):
-    type = serializers.CharField()
+    """An update action: the body of a notification and an entry of a check-in's ``actions``."""
+
+    type = serializers.ChoiceField(choices=["update"])
     delivery_id = serializers.IntegerField()
     run_id = serializers.IntegerField()
     scan_after = serializers.BooleanField()
@@ -135,4 +137,19 @@ class ReportResponse(serializers.Serializer):
 
 class ErrorResponse(serializers.Serializer):
     code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class PingResponse(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ok"])
+
+
+class NotificationAnswer(serializers.Serializer):
+    """What an agent's listener answers to a notification it verified."""
+
+    status = serializers.ChoiceField(choices=["accepted", "duplicate"])
+
+
+class NotificationRefusal(serializers.Serializer):
+    code = serializers.ChoiceField(choices=["bad_signature", "bad_body"])
     message = serializers.CharField()

@@ -23,7 +23,7 @@ urlpatterns = [
         name="download-incremental",
     ),
     path("report", views.ReportView.as_view(), name="report"),
-    path("ping", views.ping_view, name="ping"),
+    path("ping", views.PingView.as_view(), name="ping"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^.*$", views.not_found_view),
 ]

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.http import FileResponse, HttpRequest, JsonResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers as drf_serializers
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -148,9 +149,16 @@ class ReportView(AgentView):
         return Response(protocol.agent_report(client=self.client, **data))
 
 
-def ping_view(request: HttpRequest) -> JsonResponse:
-    """``GET /agent/v1/ping``: is the server there? No authentication, no database."""
-    return JsonResponse({"status": "ok"})
+class PingView(APIView):
+    """Is the server there? No authentication, no database."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(responses={200: s.PingResponse}, auth=[])
+    def get(self, request):
+        return Response({"status": "ok"})
 
 
 def not_found_view(request: HttpRequest, *args: object, **kwargs: object) -> JsonResponse:

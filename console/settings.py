@@ -326,6 +326,13 @@ SPECTACULAR_SETTINGS = {
     "See docs/agent-protocol.md.",
     "SCHEMA_PATH_PREFIX": "/agent/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # 3.1 for "webhooks": the notification the server sends to agents.
+    "OAS_VERSION": "3.1.0",
+    "WEBHOOKS": ["agent_api.schema.notification"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "agent_api.schema.notification_headers",
+    ],
 }
 
 LOGGING = {

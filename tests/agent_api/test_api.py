@@ -354,6 +354,20 @@ def test_the_schema_is_published(client):
     assert schema["components"]["securitySchemes"]["agentToken"]["scheme"] == "bearer"
 
 
+def test_the_schema_has_ping_and_the_notification_the_server_sends(client):
+    schema = client.get("/agent/v1/schema/", HTTP_ACCEPT="application/json").json()
+    assert schema["openapi"].startswith("3.1")
+    assert "/agent/v1/ping" in schema["paths"]
+    ping = schema["paths"]["/agent/v1/ping"]["get"]
+    assert ping.get("security", []) in ([], [{}])  # no token needed
+    webhook = schema["webhooks"]["notification"]["post"]
+    assert webhook["requestBody"]["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/Action"
+    assert {p["name"] for p in webhook["parameters"]} == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+    signature = next(p for p in webhook["parameters"] if p["name"] == "webhook-signature")
+    assert "separated by spaces" in signature["description"]
+    assert {"202", "200", "401"} <= set(webhook["responses"])
+
+
 def test_token_digest_is_sha256():
     assert token_digest("abc") == hashlib.sha256(b"abc").hexdigest()
 
