@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from agents_app.models import Client, ConnectionStatus
 from tests.updates_app.engine import engine_round
@@ -147,13 +148,11 @@ def test_run_progress_refreshes_without_a_full_reload(logged_in_page, live_serve
     delivered = page.locator(f'[data-run-id="{run.pk}"][data-field="delivered"]').first
     assert delivered.inner_text() == "0"
     engine_round()
-    page.wait_for_function(
-        f"document.querySelector('[data-run-id=\"{run.pk}\"][data-field=\"delivered\"]').textContent === '2'",
-        timeout=8000,
-    )
+    # Waiting with expect, not wait_for_function: the page's CSP forbids the eval that needs.
+    expect(delivered).to_have_text("2", timeout=8000)
     assert page.evaluate("window.notReloaded") is True
     # The deliveries table is re-fetched as a fragment too.
-    page.wait_for_function("document.querySelectorAll('#deliveries .badge.text-bg-success').length === 2", timeout=8000)
+    expect(page.locator("#deliveries .badge.text-bg-success")).to_have_count(2, timeout=8000)
     assert page.evaluate("window.notReloaded") is True
     page.screenshot(path="/tmp/wt6-run-page.png", full_page=True)
 
