@@ -143,7 +143,19 @@ class IncrementalDownloadView(DownloadView):
 class ReportView(AgentView):
     """The result of an update or a scan, with the notification it answered."""
 
-    @extend_schema(request=s.ReportRequest, responses={200: s.ReportResponse, **ERRORS})
+    @extend_schema(
+        request=s.ReportRequest,
+        responses={
+            200: s.ReportResponse,
+            **ERRORS,
+            400: OpenApiResponse(
+                s.ErrorResponse,
+                description="Invalid request (code: invalid, malformed_json), a component or version the server "
+                "does not have (code: unknown_version), or a delivery_id that is not this client's "
+                "(code: unknown_delivery)",
+            ),
+        },
+    )
     def post(self, request):
         data = self.validated(s.ReportRequest)
         return Response(protocol.agent_report(client=self.client, **data))

@@ -366,6 +366,7 @@ def test_the_schema_has_ping_and_the_notification_the_server_sends(client):
     signature = next(p for p in webhook["parameters"] if p["name"] == "webhook-signature")
     assert "separated by spaces" in signature["description"]
     assert {"202", "200", "401"} <= set(webhook["responses"])
+    assert "unknown_delivery" in schema["paths"]["/agent/v1/report"]["post"]["responses"]["400"]["description"]
 
 
 def test_token_digest_is_sha256():
