@@ -4,9 +4,10 @@ The counts live in Django's default cache: Redis when ``REDIS_URL`` is set, so
 gunicorn workers, Celery workers and other hosts draw from one budget (without
 Redis the embedded defaults serve one process, and so does the count).
 
-A budget is a fixed window: one counter per (scope, key, window), created with
-``add`` and raised with ``incr``, both atomic on Redis, so concurrent requests
-in several processes cannot both take the last slot. A fixed window lets a
+A budget is a fixed window: one counter per (scope, key, window). On Redis it
+is one round trip, ``INCR`` and ``EXPIRE`` in a MULTI/EXEC block (atomic, so
+concurrent requests in several processes cannot both take the last slot);
+other caches use ``add`` then ``incr`` (atomic within the process). A fixed window lets a
 client use its budget at the end of one window and again at the start of the
 next (at most twice the rate over a moment); the sliding history that DRF's
 SimpleRateThrottle keeps would be exact but is a read-modify-write of a list,
@@ -17,9 +18,12 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
 from dataclasses import dataclass
+from typing import Any
 
-from django.core.cache import cache
+from django.core.cache import BaseCache, caches
+from django.core.cache.backends.redis import RedisCache
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 KEY_PREFIX = "rl"
@@ -38,6 +42,46 @@ def parse_rate(rate: str) -> tuple[int, int]:
     return number, seconds
 
 
+def _backend() -> BaseCache:
+    return caches["default"]
+
+
+# One redis-py client per cache backend: Django's RedisCache builds a new client
+# object for every call, which costs more than the round trip itself.
+_redis_clients: weakref.WeakKeyDictionary[RedisCache, Any] = weakref.WeakKeyDictionary()
+
+
+def _redis(backend: RedisCache) -> Any:
+    client = _redis_clients.get(backend)
+    if client is None:
+        client = _redis_clients[backend] = backend._cache.get_client(write=True)
+    return client
+
+
+def _used(backend: BaseCache, cache_key: str) -> int:
+    if isinstance(backend, RedisCache):
+        return int(_redis(backend).get(backend.make_and_validate_key(cache_key)) or 0)
+    return int(backend.get(cache_key) or 0)
+
+
+def _count(backend: BaseCache, cache_key: str, period: int) -> int:
+    """Add one to the window's counter and return it; the counter expires after the window."""
+    if isinstance(backend, RedisCache):
+        key = backend.make_and_validate_key(cache_key)
+        with _redis(backend).pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, period + 1)
+            used, _ = pipe.execute()
+        return int(used)
+    backend.add(cache_key, 0, timeout=period + 1)
+    try:
+        return backend.incr(cache_key)
+    except ValueError:
+        # The counter expired between add and incr: this is a new window.
+        backend.add(cache_key, 1, timeout=period + 1)
+        return 1
+
+
 @dataclass(frozen=True)
 class Budget:
     scope: str
@@ -53,17 +97,11 @@ class Budget:
     def hit(self, key: str, *, now: float | None = None) -> float | None:
         """Count one request; the seconds to wait if that went over the budget, else None."""
         cache_key, limit, period, wait = self._slot(key, now)
-        cache.add(cache_key, 0, timeout=period + 1)
-        try:
-            used = cache.incr(cache_key)
-        except ValueError:
-            # The counter expired between add and incr: this is a new window.
-            cache.add(cache_key, 1, timeout=period + 1)
-            used = 1
+        used = _count(_backend(), cache_key, period)
         return math.ceil(wait) if used > limit else None
 
     def exhausted(self, key: str, *, now: float | None = None) -> float | None:
         """Without counting: the seconds to wait if the budget is used up, else None."""
         cache_key, limit, _, wait = self._slot(key, now)
-        used = cache.get(cache_key) or 0
+        used = _used(_backend(), cache_key)
         return math.ceil(wait) if used >= limit else None

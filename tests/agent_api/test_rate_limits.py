@@ -201,3 +201,8 @@ def test_the_budget_lives_in_redis(settings, frozen_clock):
     assert [budget.hit("k"), budget.hit("k"), budget.hit("k")] == [None, None, 30]
     assert budget.exhausted("k") == 30
     assert budget.exhausted("other") is None
+    # The counter goes when its window has passed.
+    backend = caches["default"]
+    redis = backend._cache.get_client(write=True)
+    keys = list(redis.scan_iter(match=backend.make_key("rl:test:k:*")))
+    assert len(keys) == 1 and 0 < redis.ttl(keys[0]) <= 61
