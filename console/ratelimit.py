@@ -7,7 +7,11 @@ Redis the embedded defaults serve one process, and so does the count).
 A budget is a fixed window: one counter per (scope, key, window). On Redis it
 is one round trip, ``INCR`` and ``EXPIRE`` in a MULTI/EXEC block (atomic, so
 concurrent requests in several processes cannot both take the last slot);
-other caches use ``add`` then ``incr`` (atomic within the process). A fixed window lets a
+other caches use ``add`` then ``incr`` (atomic within the process).
+
+When Redis cannot be reached the budgets are not enforced (logged): a rate
+limit must not turn a Redis outage into an outage of the agent API, whose
+work (deliveries, reports) lives in the database. A fixed window lets a
 client use its budget at the end of one window and again at the start of the
 next (at most twice the rate over a moment); the sliding history that DRF's
 SimpleRateThrottle keeps would be exact but is a read-modify-write of a list,
@@ -16,6 +20,7 @@ which two processes can interleave and so lose counts.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import weakref
@@ -24,6 +29,9 @@ from typing import Any
 
 from django.core.cache import BaseCache, caches
 from django.core.cache.backends.redis import RedisCache
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 KEY_PREFIX = "rl"
@@ -97,11 +105,19 @@ class Budget:
     def hit(self, key: str, *, now: float | None = None) -> float | None:
         """Count one request; the seconds to wait if that went over the budget, else None."""
         cache_key, limit, period, wait = self._slot(key, now)
-        used = _count(_backend(), cache_key, period)
+        try:
+            used = _count(_backend(), cache_key, period)
+        except (RedisError, OSError) as exc:
+            logger.warning("rate limit %s not enforced: the cache is unreachable (%s)", self.scope, exc)
+            return None
         return math.ceil(wait) if used > limit else None
 
     def exhausted(self, key: str, *, now: float | None = None) -> float | None:
         """Without counting: the seconds to wait if the budget is used up, else None."""
         cache_key, limit, _, wait = self._slot(key, now)
-        used = _used(_backend(), cache_key)
+        try:
+            used = _used(_backend(), cache_key)
+        except (RedisError, OSError) as exc:
+            logger.warning("rate limit %s not enforced: the cache is unreachable (%s)", self.scope, exc)
+            return None
         return math.ceil(wait) if used >= limit else None

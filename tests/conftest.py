@@ -75,10 +75,15 @@ def fresh_rate_limits():
     from console.ratelimit import KEY_PREFIX
 
     if type(caches["default"]).__name__ == "RedisCache":
+        from redis.exceptions import ConnectionError as RedisDown
+
         redis = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
-        keys = list(redis.scan_iter(match=cache.make_key(f"{KEY_PREFIX}:*"), count=1000))
-        if keys:
-            redis.delete(*keys)
+        try:
+            keys = list(redis.scan_iter(match=cache.make_key(f"{KEY_PREFIX}:*"), count=1000))
+            if keys:
+                redis.delete(*keys)
+        except RedisDown:
+            pass  # tests that need Redis say so (marker redis); the others run without it
     else:
         cache.clear()
 

@@ -206,3 +206,21 @@ def test_the_budget_lives_in_redis(settings, frozen_clock):
     redis = backend._cache.get_client(write=True)
     keys = list(redis.scan_iter(match=backend.make_key("rl:test:k:*")))
     assert len(keys) == 1 and 0 < redis.ttl(keys[0]) <= 61
+
+
+def test_an_unreachable_redis_does_not_take_the_agent_api_down(monkeypatch, caplog):
+    import socket
+
+    from django.core.cache.backends.redis import RedisCache
+
+    from console import ratelimit
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    unreachable = RedisCache(f"redis://127.0.0.1:{closed}/0", {"OPTIONS": {"socket_connect_timeout": 1}})
+    monkeypatch.setattr(ratelimit, "_backend", lambda: unreachable)
+    budget = Budget("down", "1/min")
+    assert [budget.hit("k"), budget.hit("k")] == [None, None]
+    assert budget.exhausted("k") is None
+    assert "not enforced" in caplog.text
