@@ -220,6 +220,9 @@ def test_an_unreachable_redis_does_not_take_the_agent_api_down(monkeypatch, capl
         closed = sock.getsockname()[1]
     unreachable = RedisCache(f"redis://127.0.0.1:{closed}/0", {"OPTIONS": {"socket_connect_timeout": 1}})
     monkeypatch.setattr(ratelimit, "_backend", lambda: unreachable)
+    # A Celery worker started by an earlier test may have disabled the existing loggers.
+    monkeypatch.setattr(ratelimit.logger, "disabled", False)
+    caplog.set_level("WARNING", logger="console.ratelimit")
     budget = Budget("down", "1/min")
     assert [budget.hit("k"), budget.hit("k")] == [None, None]
     assert budget.exhausted("k") is None
