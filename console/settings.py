@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from csp.constants import NONE, SELF, UNSAFE_INLINE
+from csp.constants import NONE, SELF
 
 from console.env import (
     env_bool,
@@ -179,15 +179,15 @@ SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 # Content-Security-Policy (django-csp): scripts, styles, fonts and images from
 # this server only; no inline script or on* handler runs (the pages' scripts
-# live in static/<app>/). Style attributes stay allowed (progress bars are
-# drawn with width percentages); <style> elements are not. Bootstrap's CSS
+# live in static/<app>/), and no inline style either (style attributes and
+# <style> elements; sizes are classes in static/console/console.css, scripts
+# set styles through the CSSOM, which the policy allows). Bootstrap's CSS
 # draws some icons from data: URIs.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
         "script-src": [SELF],
         "style-src": [SELF],
-        "style-src-attr": [UNSAFE_INLINE],
         "img-src": [SELF, "data:"],
         "object-src": [NONE],
         "base-uri": [SELF],

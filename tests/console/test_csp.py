@@ -17,7 +17,8 @@ def test_every_page_carries_a_policy_without_inline_scripts(viewer_client):
     directives = {part.split()[0]: part.split()[1:] for part in policy.split(";") if part.strip()}
     assert directives["default-src"] == ["'self'"]
     assert directives["script-src"] == ["'self'"]
-    assert "'unsafe-inline'" not in directives["style-src"]
+    assert directives["style-src"] == ["'self'"]
+    assert "'unsafe-inline'" not in policy and "'unsafe-eval'" not in policy
     assert directives["object-src"] == ["'none'"] and directives["frame-ancestors"] == ["'none'"]
 
 
@@ -28,3 +29,4 @@ def test_templates_have_no_inline_scripts_or_event_handlers():
             assert "src=" in tag, f"{template}: inline script {tag}"
         assert not re.search(r"\son[a-z]+\s*=", text), f"{template}: inline event handler"
         assert "javascript:" not in text, template
+        assert not re.search(r"\sstyle\s*=", text) and "<style" not in text, f"{template}: inline style"
