@@ -3,6 +3,13 @@
 The server stores only sha256(token). The lookup is by that digest (so the
 token itself is never compared byte by byte against a stored secret) and the
 match is confirmed with ``hmac.compare_digest``.
+
+Failed authentications (a wrong or unknown token, a wrong enrollment secret)
+are counted per client address; past ``AGENT_AUTH_FAILURE_RATE_LIMIT`` that
+address is answered 429 before any token is looked at, so guessing cannot go
+on at full speed and a refusal says nothing about the token. Budgets live in
+the shared cache (console/ratelimit.py), keyed on the address the trusted
+proxies vouch for (console/client_address.py).
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from rest_framework import authentication, exceptions, permissions, throttling
 
 from agent_api.errors import RegisterAgain
 from agents_app.models import Client
+from console.client_address import client_ip
+from console.ratelimit import Budget
 
 
 def token_generate() -> str:
@@ -35,18 +44,36 @@ class AgentPrincipal:
     is_authenticated: bool = True
 
 
+def _failures() -> Budget:
+    return Budget("agent-auth-failures", settings.AGENT_AUTH_FAILURE_RATE_LIMIT)
+
+
+def auth_failures_refuse_if_over(request) -> None:
+    """429 for an address that failed to authenticate too often in this window."""
+    wait = _failures().exhausted(client_ip(request))
+    if wait is not None:
+        raise exceptions.Throttled(wait, detail="Too many failed authentications from this address; try again later.")
+
+
+def auth_failure_record(request) -> None:
+    _failures().hit(client_ip(request))
+
+
 class AgentTokenAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request):
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
             return None
+        auth_failures_refuse_if_over(request)
         scheme, _, token = header.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token or len(token) > 200:
+            auth_failure_record(request)
             raise exceptions.AuthenticationFailed("Send 'Authorization: Bearer <token>'.")
         digest = token_digest(token)
         client = Client.objects.filter(token_hash=digest).first()
         if client is None or not hmac.compare_digest(client.token_hash, digest) or client.revoked_at:
+            auth_failure_record(request)
             raise RegisterAgain()
         return AgentPrincipal(client=client), token
 
@@ -60,27 +87,22 @@ class IsAgent(permissions.BasePermission):
         return isinstance(request.user, AgentPrincipal)
 
 
-class AgentRateThrottle(throttling.SimpleRateThrottle):
-    """Per-client request rate (per address for registrations).
+class AgentRateThrottle(throttling.BaseThrottle):
+    """Per-client request rate; registrations per client address.
 
     Registrations get their own, larger budget: a whole office behind one NAT
     address registers from that address.
     """
 
-    scope = "agent"
-
-    def get_rate(self) -> str:
-        return settings.AGENT_RATE_LIMIT
-
     def allow_request(self, request, view) -> bool:
-        if not isinstance(request.user, AgentPrincipal):
-            self.rate = settings.AGENT_REGISTRATION_RATE_LIMIT
-            self.num_requests, self.duration = self.parse_rate(self.rate)
-        return super().allow_request(request, view)
-
-    def get_cache_key(self, request, view) -> str:
         if isinstance(request.user, AgentPrincipal):
-            ident = f"client-{request.user.client.pk}"
+            budget = Budget("agent", settings.AGENT_RATE_LIMIT)
+            key = f"client-{request.user.client.pk}"
         else:
-            ident = f"addr-{self.get_ident(request)}"
-        return f"agent-throttle-{ident}"
+            budget = Budget("agent-register", settings.AGENT_REGISTRATION_RATE_LIMIT)
+            key = f"addr-{client_ip(request)}"
+        self._wait = budget.hit(key)
+        return self._wait is None
+
+    def wait(self) -> float | None:
+        return self._wait

@@ -21,7 +21,7 @@ from agent_api.errors import InvalidEnrollmentSecret, ProtocolError
 from agents_app.connection import listener_address, status_on_checkin
 from agents_app.models import Client, Domain
 from agents_app.services import client_create, domain_create
-from agents_app.signing import client_signing_key, encode_key
+from agents_app.signing import client_signing_key, encode_key, key_id
 from updates_app.configuration import client_configuration, configuration_hash
 from updates_app.engine.handover import actions_for_checkin
 from updates_app.engine.reports import delivery_is_for, delivery_mark_updated
@@ -143,6 +143,7 @@ def agent_checkin(
     config_version: str,
     scheduled_update_disabled: bool,
     roaming: bool,
+    signing_key_id: str = "",
 ) -> dict[str, Any]:
     if component_versions != client.component_versions:
         # What the client already holds on record was checked when it was stored.
@@ -166,6 +167,8 @@ def agent_checkin(
             setattr(client, name, value)
         actions = actions_for_checkin(client, event=event, reported_versions=component_versions)
     current = configuration_hash(client_configuration(client))
+    # The hand-over of a rotated signing key: only to an agent that holds another.
+    signing_key = client_signing_key(str(client.guid))
     return {
         "status": status,
         "actions": actions,
@@ -173,6 +176,7 @@ def agent_checkin(
         "config_version": current,
         "heartbeat_interval_seconds": settings.AGENT_HEARTBEAT_SECONDS,
         "server_time": now,
+        "signing_key": None if signing_key_id == key_id(signing_key) else encode_key(signing_key),
     }
 
 

@@ -53,7 +53,9 @@ class RegisterRequest(serializers.Serializer):
 class RegisterResponse(serializers.Serializer):
     client_id = serializers.UUIDField()
     token = serializers.CharField(help_text="Bearer token for every later call; the server keeps only its hash.")
-    signing_key = serializers.CharField(help_text="whsec_... key that signs notifications to this agent.")
+    signing_key = serializers.CharField(
+        help_text="whsec_ and the base64 of the key that signs notifications to this agent (Standard Webhooks)."
+    )
     heartbeat_interval_seconds = serializers.IntegerField()
     domain = serializers.CharField()
 
@@ -66,10 +68,20 @@ class CheckinRequest(serializers.Serializer):
         required=False, default=False, help_text="The client user turned scheduled update off in the client console."
     )
     roaming = serializers.BooleanField(required=False, default=False)
+    signing_key_id = serializers.RegexField(
+        r"^sk_[0-9a-f]{16}\Z",
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Id of the signing key the agent holds: sk_ and the first 16 hex digits of SHA-256 of the raw key. "
+        "When it is not the current key's id (or missing), the answer carries the current key.",
+    )
 
 
 class ActionSerializer(serializers.Serializer):
-    type = serializers.CharField()
+    """An update action: the body of a notification and an entry of a check-in's ``actions``."""
+
+    type = serializers.ChoiceField(choices=["update"])
     delivery_id = serializers.IntegerField()
     run_id = serializers.IntegerField()
     scan_after = serializers.BooleanField()
@@ -82,6 +94,11 @@ class CheckinResponse(serializers.Serializer):
     config_version = serializers.CharField()
     heartbeat_interval_seconds = serializers.IntegerField()
     server_time = serializers.DateTimeField()
+    signing_key = serializers.CharField(
+        allow_null=True,
+        help_text="The agent's new signing key (whsec_...) when the key it reported is not the current one "
+        "(after a rotation), else null. The agent keeps its old key until notifications stop carrying it.",
+    )
 
 
 class ConfigurationResponse(serializers.Serializer):
@@ -133,4 +150,19 @@ class ReportResponse(serializers.Serializer):
 
 class ErrorResponse(serializers.Serializer):
     code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class PingResponse(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ok"])
+
+
+class NotificationAnswer(serializers.Serializer):
+    """What an agent's listener answers to a notification it verified."""
+
+    status = serializers.ChoiceField(choices=["accepted", "duplicate"])
+
+
+class NotificationRefusal(serializers.Serializer):
+    code = serializers.ChoiceField(choices=["bad_signature", "bad_body"])
     message = serializers.CharField()

@@ -23,7 +23,7 @@ urlpatterns = [
         name="download-incremental",
     ),
     path("report", views.ReportView.as_view(), name="report"),
-    path("ping", views.ping_view, name="ping"),
+    path("ping", views.PingView.as_view(), name="ping"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # Every other path, newlines included ("foo%0A"): "." would skip a newline.
     re_path(r"^[\s\S]*", views.not_found_view),

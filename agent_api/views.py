@@ -9,13 +9,21 @@ from django.http import FileResponse, HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers as drf_serializers
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agent_api import protocol
 from agent_api import serializers as s
-from agent_api.authentication import AgentPrincipal, AgentRateThrottle, AgentTokenAuthentication, IsAgent
-from agent_api.errors import BodyTooLarge, NotFound, exception_handler
+from agent_api.authentication import (
+    AgentPrincipal,
+    AgentRateThrottle,
+    AgentTokenAuthentication,
+    IsAgent,
+    auth_failure_record,
+    auth_failures_refuse_if_over,
+)
+from agent_api.errors import BodyTooLarge, InvalidEnrollmentSecret, NotFound, exception_handler
 from agent_api.parsers import LimitedJSONParser
 from agents_app.models import Client
 from console.client_address import client_ip
@@ -71,8 +79,14 @@ class RegisterView(AgentView):
 
     @extend_schema(request=s.RegisterRequest, responses={201: s.RegisterResponse, **ERRORS}, auth=[])
     def post(self, request):
+        # A wrong enrollment secret is a failed authentication like a wrong token.
+        auth_failures_refuse_if_over(request)
         data = self.validated(s.RegisterRequest)
-        answer = protocol.agent_register(source_address=client_ip(request), **data)
+        try:
+            answer = protocol.agent_register(source_address=client_ip(request), **data)
+        except InvalidEnrollmentSecret:
+            auth_failure_record(request)
+            raise
         return Response(s.RegisterResponse(answer).data, status=201)
 
 
@@ -131,15 +145,34 @@ class IncrementalDownloadView(DownloadView):
 class ReportView(AgentView):
     """The result of an update or a scan, with the notification it answered."""
 
-    @extend_schema(request=s.ReportRequest, responses={200: s.ReportResponse, **ERRORS})
+    @extend_schema(
+        request=s.ReportRequest,
+        responses={
+            200: s.ReportResponse,
+            **ERRORS,
+            400: OpenApiResponse(
+                s.ErrorResponse,
+                description="Invalid request (code: invalid, malformed_json), a component or version the server "
+                "does not have (code: unknown_version), or a delivery_id that is not this client's "
+                "(code: unknown_delivery)",
+            ),
+        },
+    )
     def post(self, request):
         data = self.validated(s.ReportRequest)
         return Response(protocol.agent_report(client=self.client, **data))
 
 
-def ping_view(request: HttpRequest) -> JsonResponse:
-    """``GET /agent/v1/ping``: is the server there? No authentication, no database."""
-    return JsonResponse({"status": "ok"})
+class PingView(APIView):
+    """Is the server there? No authentication, no database."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(responses={200: s.PingResponse}, auth=[])
+    def get(self, request):
+        return Response({"status": "ok"})
 
 
 @csrf_exempt

@@ -2,11 +2,22 @@
 
 Headers: ``webhook-id`` (a unique message id the agent uses to ignore
 duplicates), ``webhook-timestamp`` (Unix seconds) and ``webhook-signature``
-(``v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">``).
+(``v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">``, several of them
+separated by spaces during a key rotation).
 
-The per-client signing key is derived from the client id under the server's
-SECRET_KEY, so nothing secret is stored in clear: the server recomputes it, and
-the agent receives it once at registration.
+The per-client signing key is derived from the client id under
+``AGENT_SIGNING_SECRET``, a secret of its own (not SECRET_KEY: rotating the
+session secret must not break notifications, and whoever learns it must not
+be able to forge them), so nothing secret is stored per client: the server
+recomputes it.
+
+Rotation: set a new ``AGENT_SIGNING_SECRET`` and move the old one to
+``AGENT_SIGNING_SECRET_FALLBACKS``. While a fallback is configured every
+notification carries one signature per key (current first), so agents holding
+either key accept it. Agents learn their new key at check-in: they report the
+id of the key they hold (``signing_key_id``, see ``key_id``) and the answer
+carries the current key whenever that id is not the current one's. Remove the
+fallback once every agent has checked in (a heartbeat is a minute).
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ import base64
 import hashlib
 import hmac
 import time
+from collections.abc import Sequence
 
 from django.conf import settings
 
@@ -26,9 +38,25 @@ class SignatureError(ValueError):
     """A notification whose signature, timestamp or headers do not check out."""
 
 
-def client_signing_key(client_guid: str, *, server_key: str | None = None) -> bytes:
-    key = (server_key or settings.SECRET_KEY).encode()
+def client_signing_key(client_guid: str, *, secret: str | None = None) -> bytes:
+    """The client's current key (or the one ``secret`` derives)."""
+    key = (secret if secret is not None else settings.AGENT_SIGNING_SECRET).encode()
     return hmac.new(key, f"notification-signing:{client_guid}".encode(), hashlib.sha256).digest()
+
+
+def client_signing_keys(client_guid: str) -> list[bytes]:
+    """Every key a notification to this client is signed with: the current one first, then the fallbacks'."""
+    keys: list[bytes] = []
+    for secret in [settings.AGENT_SIGNING_SECRET, *settings.AGENT_SIGNING_SECRET_FALLBACKS]:
+        key = client_signing_key(client_guid, secret=secret)
+        if key not in keys:
+            keys.append(key)
+    return keys
+
+
+def key_id(key: bytes) -> str:
+    """Names a key without giving it away: ``sk_`` and the first 16 hex digits of SHA-256 of its raw bytes."""
+    return "sk_" + hashlib.sha256(key).hexdigest()[:16]
 
 
 def encode_key(key: bytes) -> str:
@@ -47,18 +75,25 @@ def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
-def signature_headers(key: bytes, message_id: str, body: bytes, *, now: float | None = None) -> dict[str, str]:
+def _keys(keys: bytes | Sequence[bytes]) -> list[bytes]:
+    return [keys] if isinstance(keys, bytes) else list(keys)
+
+
+def signature_headers(
+    keys: bytes | Sequence[bytes], message_id: str, body: bytes, *, now: float | None = None
+) -> dict[str, str]:
+    """The Standard Webhooks headers, with one signature per key (space-separated)."""
     timestamp = int(now if now is not None else time.time())
     return {
         "webhook-id": message_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(key, message_id, timestamp, body),
+        "webhook-signature": " ".join(sign(key, message_id, timestamp, body) for key in _keys(keys)),
         "content-type": "application/json",
     }
 
 
-def verify(key: bytes, headers: dict[str, str], body: bytes, *, now: float | None = None) -> str:
-    """Check a notification; returns its message id or raises SignatureError."""
+def verify(keys: bytes | Sequence[bytes], headers: dict[str, str], body: bytes, *, now: float | None = None) -> str:
+    """Check a notification against any of the keys held; returns its message id or raises SignatureError."""
     lowered = {k.lower(): v for k, v in headers.items()}
     message_id = lowered.get("webhook-id")
     timestamp_text = lowered.get("webhook-timestamp")
@@ -72,8 +107,12 @@ def verify(key: bytes, headers: dict[str, str], body: bytes, *, now: float | Non
     current = now if now is not None else time.time()
     if abs(current - timestamp) > TIMESTAMP_TOLERANCE_SECONDS:
         raise SignatureError("webhook-timestamp is too old or too far in the future")
-    expected = sign(key, message_id, timestamp, body)
-    # The header may carry several space-separated signatures (key rotation).
-    if not any(hmac.compare_digest(expected, candidate) for candidate in signatures.split()):
-        raise SignatureError("signature does not match")
+    # The header may carry several space-separated signatures (key rotation):
+    # one that any held key verifies is enough.
+    candidates = signatures.split()
+    for key in _keys(keys):
+        expected = sign(key, message_id, timestamp, body)
+        if any(hmac.compare_digest(expected, candidate) for candidate in candidates):
+            return message_id
+    raise SignatureError("signature does not match")
     return message_id

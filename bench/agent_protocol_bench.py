@@ -38,7 +38,7 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-SECRET = "bench-enrollment-secret"
+SECRET = "bench-enrollment-secret-not-for-production"
 
 
 def free_port() -> int:
@@ -57,6 +57,7 @@ def server_env(var_dir: Path) -> dict[str, str]:
         "SESSION_COOKIE_SECURE": "false",
         "CSRF_COOKIE_SECURE": "false",
         "AGENT_ENROLLMENT_SECRET": SECRET,
+        "AGENT_SIGNING_SECRET": "bench-signing-secret-not-for-production-0123456789",
         "AGENT_RATE_LIMIT": "10000000/min",
         "AGENT_REGISTRATION_RATE_LIMIT": "10000000/min",
         "LOG_LEVEL": "WARNING",
@@ -192,7 +193,12 @@ def main() -> None:
 
     var_dir = Path(tempfile.mkdtemp(prefix="agent-bench-"))
     env = server_env(var_dir)
-    os.environ.update({k: env[k] for k in ("CONSOLE_VAR_DIR", "SECRET_KEY", "DEBUG", "AGENT_ENROLLMENT_SECRET")})
+    os.environ.update(
+        {
+            k: env[k]
+            for k in ("CONSOLE_VAR_DIR", "SECRET_KEY", "DEBUG", "AGENT_ENROLLMENT_SECRET", "AGENT_SIGNING_SECRET")
+        }
+    )
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
     server = None
     try:

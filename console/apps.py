@@ -10,7 +10,10 @@ class ConsoleConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
-        from console import encryption  # noqa: F401  (registers its deploy check)
+        from console import (
+            checks,  # noqa: F401  (registers the system checks)
+            encryption,  # noqa: F401  (registers its deploy check)
+        )
 
         # The embedded broker writes messages into these folders; the web
         # process enqueues too, so they must exist before the first send.

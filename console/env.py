@@ -81,6 +81,20 @@ def env_networks(name: str, default: list[str]) -> list[str]:
     return values
 
 
+def env_rate(name: str, default: str) -> str:
+    """A request rate such as ``120/min`` (a positive count per s, min, hour or day)."""
+    from console.ratelimit import parse_rate
+
+    value = env_str(name, default)
+    try:
+        parse_rate(value)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name} must be a rate such as 120/min (per s, min, hour or day), got {value!r}."
+        ) from None
+    return value
+
+
 def env_time_zone(name: str, default: str) -> str:
     value = env_str(name, default)
     try:

@@ -7,7 +7,10 @@ startup with a message naming the variable.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
+
+from csp.constants import NONE, SELF
 
 from console.env import (
     env_bool,
@@ -16,6 +19,7 @@ from console.env import (
     env_int,
     env_list,
     env_networks,
+    env_rate,
     env_redis_url,
     env_str,
     env_time_zone,
@@ -48,6 +52,8 @@ INSTALLED_APPS = [
     "crispy_bootstrap5",
     "rest_framework",
     "drf_spectacular",
+    "axes",
+    "csp",
     "console",
     "agents_app",
     "updates_app",
@@ -66,8 +72,11 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Every console page is for logged-in staff; see console/middleware.py.
     "console.middleware.StaffRequiredMiddleware",
+    # Login throttling (console and admin login); must come last.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "console.urls"
@@ -106,6 +115,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+AUTHENTICATION_BACKENDS = [
+    # Refuses a locked-out user+address before the password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Login throttling (django-axes) for the console and the admin login: after
+# LOGIN_FAILURE_LIMIT failures for one username from one address, that pair is
+# refused for LOGIN_LOCKOUT_MINUTES with a friendly page (429). The address is
+# the one the trusted proxies vouch for.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "console.client_address.client_ip"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -160,6 +186,24 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp): scripts, styles, fonts and images from
+# this server only; no inline script or on* handler runs (the pages' scripts
+# live in static/<app>/), and no inline style either (style attributes and
+# <style> elements; sizes are classes in static/console/console.css, scripts
+# set styles through the CSSOM, which the policy allows). Bootstrap's CSS
+# draws some icons from data: URIs.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # --- Client tree: a Privileges save (or a Manual Update) that would change
 # more clients than this shows the numbers and asks once more.
@@ -216,6 +260,19 @@ else:
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
+# The cache holds the rate limits' counters: on Redis (same server as the
+# broker, keys under their own prefix) they are shared by every process and
+# host; without Redis each process counts for itself.
+if REDIS_URL:
+    CACHES: dict[str, dict[str, object]] = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "console-cache",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "console"}}
 # Nothing reads task results: the database holds the outcome of every send.
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
@@ -259,6 +316,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
 AGENT_ENROLLMENT_SECRET = secret_key(
     "AGENT_ENROLLMENT_SECRET", debug=DEBUG, key_file=VAR_DIR / "agent_enrollment_secret"
 )
+# Signs notifications to agents (each agent's key is derived from it and its
+# id; agents_app/signing.py). Its own secret, not SECRET_KEY. To rotate it, set
+# a new one and list the old one in the fallbacks until every agent has
+# checked in and learnt its new key.
+AGENT_SIGNING_SECRET = secret_key("AGENT_SIGNING_SECRET", debug=DEBUG, key_file=VAR_DIR / "agent_signing_secret")
+AGENT_SIGNING_SECRET_FALLBACKS = env_list("AGENT_SIGNING_SECRET_FALLBACKS", [])
 AGENT_HEARTBEAT_SECONDS = env_int("AGENT_HEARTBEAT_SECONDS", 60, minimum=5)
 # A client silent for longer than this is marked offline by a beat task.
 AGENT_OFFLINE_AFTER_SECONDS = env_int("AGENT_OFFLINE_AFTER_SECONDS", 180, minimum=10)
@@ -279,10 +342,14 @@ AGENT_TRUST_REPORTED_ADDRESS = env_bool("AGENT_TRUST_REPORTED_ADDRESS", False)
 # name lands in the default domain.
 AGENT_MAX_HINTED_DOMAINS = env_int("AGENT_MAX_HINTED_DOMAINS", 100, minimum=0)
 AGENT_MAX_BODY_BYTES = env_int("AGENT_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
-# Per-client request rate on the agent API (DRF throttle syntax).
-AGENT_RATE_LIMIT = env_str("AGENT_RATE_LIMIT", "120/min")
+# Per-client request rate on the agent API (e.g. 120/min). Budgets are kept in
+# the default cache, shared by every process and host when REDIS_URL is set.
+AGENT_RATE_LIMIT = env_rate("AGENT_RATE_LIMIT", "120/min")
 # Registrations per source address (a NAT address may front a whole office).
-AGENT_REGISTRATION_RATE_LIMIT = env_str("AGENT_REGISTRATION_RATE_LIMIT", "6000/min")
+AGENT_REGISTRATION_RATE_LIMIT = env_rate("AGENT_REGISTRATION_RATE_LIMIT", "6000/min")
+# Failed authentications (wrong token, wrong enrollment secret) per source
+# address; past it the address is answered 429 until the window ends.
+AGENT_AUTH_FAILURE_RATE_LIMIT = env_rate("AGENT_AUTH_FAILURE_RATE_LIMIT", "60/min")
 
 REST_FRAMEWORK: dict[str, object] = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -298,6 +365,13 @@ SPECTACULAR_SETTINGS = {
     "See docs/agent-protocol.md.",
     "SCHEMA_PATH_PREFIX": "/agent/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # 3.1 for "webhooks": the notification the server sends to agents.
+    "OAS_VERSION": "3.1.0",
+    "WEBHOOKS": ["agent_api.schema.notification"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "agent_api.schema.notification_headers",
+    ],
 }
 
 # One line per event an operator acts on (a claim, a new run, a give-up, a

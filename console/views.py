@@ -7,8 +7,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from console.models import AuditEntry
+from console.permissions import VIEW_AUDIT_LOG, permission_required_or_403
 
 
+@permission_required_or_403(VIEW_AUDIT_LOG)
 def audit_log(request: HttpRequest) -> HttpResponse:
     """Every audited change, newest first, 50 a page, optionally only one kind of action."""
     actions = list(AuditEntry.objects.order_by("action").values_list("action", flat=True).distinct())

@@ -80,6 +80,30 @@ def _static_files_from_the_source_folders():
         yield
 
 
+@pytest.fixture(autouse=True)
+def fresh_rate_limits():
+    """Every test starts with full request budgets (they live in the shared cache, Redis under CI).
+
+    Only the rate-limit keys go: the cache may share its Redis database with the broker.
+    """
+    from django.core.cache import cache, caches
+
+    from console.ratelimit import KEY_PREFIX
+
+    if type(caches["default"]).__name__ == "RedisCache":
+        from redis.exceptions import ConnectionError as RedisDown
+
+        redis = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
+        try:
+            keys = list(redis.scan_iter(match=cache.make_key(f"{KEY_PREFIX}:*"), count=1000))
+            if keys:
+                redis.delete(*keys)
+        except RedisDown:
+            pass  # tests that need Redis say so (marker redis); the others run without it
+    else:
+        cache.clear()
+
+
 @pytest.fixture(scope="session")
 def celery_app_for_tests():
     """The project's Celery app, on the in-memory broker when there is no Redis."""
@@ -113,6 +137,26 @@ def celery_worker(celery_app_for_tests, transactional_db):
 @pytest.fixture
 def staff_user(django_user_model):
     return django_user_model.objects.create_user("operator", password="correct-horse-battery", is_staff=True)
+
+
+# What a read-only operator holds: every page that shows clients, the audit log.
+VIEWER_PERMISSIONS = (("agents_app", "view_client"), ("console", "view_auditentry"))
+
+
+@pytest.fixture
+def viewer_user(staff_user):
+    """The staff user with the view permissions only (no change or add permission)."""
+    from django.contrib.auth.models import Permission
+
+    for app_label, codename in VIEWER_PERMISSIONS:
+        staff_user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    return staff_user
+
+
+@pytest.fixture
+def viewer_client(client, viewer_user):
+    client.force_login(viewer_user)
+    return client
 
 
 @pytest.fixture

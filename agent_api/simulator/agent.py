@@ -14,7 +14,7 @@ import aiohttp
 from aiohttp import web
 
 from agent_api.simulator.proxy import AUTOMATIC, UPDATE_NOW, ProxyChoice, ProxyResolver, UserProxy
-from agents_app.signing import SignatureError, decode_key, verify
+from agents_app.signing import SignatureError, decode_key, key_id, verify
 from updates_app.patterns import PatternError, apply_incremental, parse_pattern
 from updates_app.version_labels import version_label
 
@@ -91,6 +91,9 @@ class SimAgent:
         self.client_id: str | None = None
         self.token: str | None = None
         self.key: bytes | None = None
+        # The key held before the last hand-over: a notification signed by a
+        # process that has not seen the rotation yet still verifies.
+        self.previous_key: bytes | None = None
         self.heartbeat_seconds: float = 60.0
         self.status: str = "unregistered"
         self.counters = Counters()
@@ -238,6 +241,7 @@ class SimAgent:
         self.client_id = answer["client_id"]
         self.token = answer["token"]
         self.key = decode_key(answer["signing_key"])
+        self.previous_key = None
         self.heartbeat_seconds = self.fleet.heartbeat_override or answer["heartbeat_interval_seconds"]
         self.seen_ids.clear()
 
@@ -251,9 +255,15 @@ class SimAgent:
                 "config_version": self.config_version,
                 "scheduled_update_disabled": self.spec.scheduled_update_disabled,
                 "roaming": self.reports_roaming(),
+                "signing_key_id": key_id(self.key) if self.key else "",
             },
         )
         self.counters.checkins += 1
+        if answer.get("signing_key"):
+            # The server rotated its signing secret: adopt the new key.
+            new_key = decode_key(answer["signing_key"])
+            if new_key != self.key:
+                self.previous_key, self.key = self.key, new_key
         self.status = answer["status"]
         if answer["config_changed"]:
             self.config_pending = True
@@ -468,7 +478,9 @@ class SimAgent:
         if self.key is None:
             return web.json_response({"code": "not_registered"}, status=503)
         try:
-            message_id = verify(self.key, dict(request.headers), body, now=self.fleet.clock())
+            held = [self.key] if self.previous_key is None else [self.key, self.previous_key]
+            # Any signature in the header that a held key verifies will do.
+            message_id = verify(held, dict(request.headers), body, now=self.fleet.clock())
         except SignatureError as exc:
             self.counters.notifications_rejected += 1
             return web.json_response({"code": "bad_signature", "message": str(exc)}, status=401)

@@ -340,9 +340,6 @@ def test_a_failed_update_does_not_mark_the_delivery_updated(client, register):
 def test_the_rate_limit_answers_429(client, register, settings):
     _, auth = register()
     settings.AGENT_RATE_LIMIT = "3/min"
-    from django.core.cache import cache
-
-    cache.clear()
     codes = [post(client, "/agent/v1/checkin", {"event": "heartbeat"}, auth).status_code for _ in range(5)]
     assert codes[:3] == [200, 200, 200]
     assert codes[3:] == [429, 429]
@@ -357,6 +354,21 @@ def test_the_schema_is_published(client):
     schema = response.json()
     assert {"/agent/v1/register", "/agent/v1/checkin", "/agent/v1/manifest", "/agent/v1/report"} <= set(schema["paths"])
     assert schema["components"]["securitySchemes"]["agentToken"]["scheme"] == "bearer"
+
+
+def test_the_schema_has_ping_and_the_notification_the_server_sends(client):
+    schema = client.get("/agent/v1/schema/", HTTP_ACCEPT="application/json").json()
+    assert schema["openapi"].startswith("3.1")
+    assert "/agent/v1/ping" in schema["paths"]
+    ping = schema["paths"]["/agent/v1/ping"]["get"]
+    assert ping.get("security", []) in ([], [{}])  # no token needed
+    webhook = schema["webhooks"]["notification"]["post"]
+    assert webhook["requestBody"]["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/Action"
+    assert {p["name"] for p in webhook["parameters"]} == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+    signature = next(p for p in webhook["parameters"] if p["name"] == "webhook-signature")
+    assert "separated by spaces" in signature["description"]
+    assert {"202", "200", "401"} <= set(webhook["responses"])
+    assert "unknown_delivery" in schema["paths"]["/agent/v1/report"]["post"]["responses"]["400"]["description"]
 
 
 def test_token_digest_is_sha256():

@@ -152,7 +152,8 @@ def test_a_report_message_cannot_forge_a_log_line(client, register, caplog):
     _, auth = register()
     forged = "ok\n2026-11-26 05:00:00,000 ERROR django.security: admin password reset\r\x1b[2K"
     body = {"kind": "scan", "result": "success", "trigger": "manual", "message": forged}
-    with caplog.at_level(logging.INFO, logger="agent_api.protocol"):
+    # A successful report is logged at debug (one line per agent per update would drown the log).
+    with caplog.at_level(logging.DEBUG, logger="agent_api.protocol"):
         assert post(client, "/agent/v1/report", body, auth).status_code == 200
     [record] = [r for r in caplog.records if r.getMessage().startswith("agent report:")]
     text = record.getMessage()

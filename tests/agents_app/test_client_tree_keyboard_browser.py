@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from agents_app.models import Client, Domain
 from tests.agents_app.factories import add_clients, make_domain
@@ -139,12 +140,12 @@ def test_the_tree_keeps_its_place_pages_sorts_and_selects_a_page(logged_in_page,
     assert sales_node.locator("table.client-rows tbody tr").count() == 100
     # Page numbers and "Go to page".
     sales_node.get_by_role("link", name="Page 2").click()
-    page.wait_for_function(f"document.querySelectorAll('#domain-{sales.pk} tbody tr').length === 20")
+    expect(page.locator(f"#domain-{sales.pk} tbody tr")).to_have_count(20)
     sales_node.get_by_label("Go to page").fill("1")
     sales_node.get_by_role("button", name="Go").click()
-    page.wait_for_function(f"document.querySelectorAll('#domain-{sales.pk} tbody tr').length === 100")
+    expect(page.locator(f"#domain-{sales.pk} tbody tr")).to_have_count(100)
     sales_node.get_by_role("link", name="Page 2").click()
-    page.wait_for_function(f"document.querySelectorAll('#domain-{sales.pk} tbody tr').length === 20")
+    expect(page.locator(f"#domain-{sales.pk} tbody tr")).to_have_count(20)
     assert f"open={hq.pk}%2C{sales.pk}%3A2" in page.url or f"open={hq.pk},{sales.pk}:2" in page.url
 
     # Select all on a page ticks that page's 20 clients.
@@ -177,7 +178,7 @@ def test_the_tree_keeps_its_place_pages_sorts_and_selects_a_page(logged_in_page,
     assert sales_node.locator("tbody tr").count() == 20  # still on page 2
     # Page 1 (loaded in place, in the same order): the offline client comes first.
     sales_node.get_by_role("link", name="Page 1").click()
-    page.wait_for_function(f"document.querySelectorAll('#domain-{sales.pk} tbody tr').length === 100")
+    expect(page.locator(f"#domain-{sales.pk} tbody tr")).to_have_count(100)
     assert sales_node.locator("tbody tr").first.locator(".badge").inner_text() == "Offline"
 
 
@@ -238,4 +239,4 @@ def test_keyboard_tree_tabs_and_focus_return(logged_in_page, live_server, tree_f
     # Escape closes the dialog and focus returns to the Settings menu that opened it.
     page.keyboard.press("Escape")
     dialog.wait_for(state="hidden")
-    page.wait_for_function("document.activeElement && document.activeElement.id === 'settings-menu'")
+    expect(page.locator("#settings-menu")).to_be_focused()

@@ -124,8 +124,53 @@ def test_check_deploy_is_clean_with_production_like_values(tmp_path):
         SECRET_KEY="x" * 20 + "-production-like-secret-key-with-enough-entropy-4f9a",
         AGENT_ENROLLMENT_SECRET="production-like-enrollment-secret",
         FIELD_ENCRYPTION_KEY="production-like-field-encryption-key-5c1e",
+        AGENT_SIGNING_SECRET="production-like-signing-secret-0123456789",
         ALLOWED_HOSTS="console.example.com",
         CONSOLE_VAR_DIR=str(tmp_path),
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_env_rate_names_the_variable_on_a_bad_rate(monkeypatch):
+    monkeypatch.setenv("AGENT_RATE_LIMIT", "lots/min")
+    with pytest.raises(ImproperlyConfigured, match="AGENT_RATE_LIMIT must be a rate"):
+        env.env_rate("AGENT_RATE_LIMIT", "120/min")
+    monkeypatch.setenv("AGENT_RATE_LIMIT", "10/fortnight")
+    with pytest.raises(ImproperlyConfigured, match="AGENT_RATE_LIMIT"):
+        env.env_rate("AGENT_RATE_LIMIT", "120/min")
+
+
+def test_check_deploy_refuses_a_short_enrollment_secret_when_debug_is_off(tmp_path):
+    production = {
+        "DEBUG": "0",
+        "SECRET_KEY": "x" * 20 + "-production-like-secret-key-with-enough-entropy-4f9a",
+        "AGENT_SIGNING_SECRET": "production-like-signing-secret-0123456789",
+        "ALLOWED_HOSTS": "console.example.com",
+        "CONSOLE_VAR_DIR": str(tmp_path),
+    }
+    short = run_manage("check", "--deploy", AGENT_ENROLLMENT_SECRET="x" * 31, **production)
+    assert short.returncode != 0
+    assert "console.E001" in short.stderr and "AGENT_ENROLLMENT_SECRET is shorter than 32" in short.stderr
+    # An error, not a warning: it stops every command, not just check --deploy.
+    assert "ERRORS" in short.stderr
+    long_enough = run_manage("check", "--deploy", AGENT_ENROLLMENT_SECRET="x" * 32, **production)
+    assert "console.E001" not in long_enough.stdout + long_enough.stderr
+    # With DEBUG on, a short secret is a developer's business.
+    debug = run_manage("check", AGENT_ENROLLMENT_SECRET="short", CONSOLE_VAR_DIR=str(tmp_path))
+    assert debug.returncode == 0, debug.stderr
+
+
+def test_the_signing_secret_is_required_when_debug_is_off_and_checked_for_length(tmp_path):
+    production = {
+        "DEBUG": "0",
+        "SECRET_KEY": "x" * 20 + "-production-like-secret-key-with-enough-entropy-4f9a",
+        "AGENT_ENROLLMENT_SECRET": "production-like-enrollment-secret",
+        "ALLOWED_HOSTS": "console.example.com",
+        "CONSOLE_VAR_DIR": str(tmp_path),
+    }
+    missing = run_manage("check", **production)
+    assert missing.returncode != 0
+    assert "AGENT_SIGNING_SECRET must be set" in missing.stderr
+    short = run_manage("check", AGENT_SIGNING_SECRET="too-short", **production)
+    assert short.returncode != 0 and "console.E002" in short.stderr

@@ -100,7 +100,7 @@ def test_gunicorn_with_debug_off_serves_collected_static_health_and_metrics_of_e
     token = secrets.token_urlsafe(16)
     env = base_env(
         tmp_path, port, DEBUG="false", SECRET_KEY=secrets.token_urlsafe(50),
-        AGENT_ENROLLMENT_SECRET="stack-enrollment", ALLOWED_HOSTS="127.0.0.1", BEHIND_TLS_PROXY="true",
+        AGENT_ENROLLMENT_SECRET="stack-enrollment-secret-of-at-least-32-chars", AGENT_SIGNING_SECRET=secrets.token_urlsafe(40), ALLOWED_HOSTS="127.0.0.1", BEHIND_TLS_PROXY="true",
         AGENT_PLAIN_HTTP="true", METRICS_TOKEN=token, WEB_CONCURRENCY="2", WEB_THREADS="2",
     )  # fmt: skip
     python = str(VENV_BIN / "python")
@@ -131,7 +131,7 @@ def test_gunicorn_with_debug_off_serves_collected_static_health_and_metrics_of_e
         assert status == 503 and checks["database"]["ok"] and checks["migrations"]["ok"] and checks["broker"]["ok"]
         assert not checks["worker"]["ok"]  # no worker runs in this test
 
-        register = {"enrollment_secret": "stack-enrollment", "hostname": "pc-1", "ip_address": "127.0.0.1",
+        register = {"enrollment_secret": "stack-enrollment-secret-of-at-least-32-chars", "hostname": "pc-1", "ip_address": "127.0.0.1",
                     "listener_port": 40001, "domain": "Sales", "roaming": False}  # fmt: skip
         status, body, _ = call(port, "POST", "/agent/v1/register", body=register)
         assert status == 201, body

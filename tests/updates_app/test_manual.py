@@ -37,15 +37,15 @@ def fleet_state(domain):
 
 
 @pytest.fixture
-def operator_client(client, staff_user):
-    staff_user.user_permissions.add(Permission.objects.get(codename="add_updaterun"))
-    client.force_login(staff_user)
+def operator_client(client, viewer_user):
+    viewer_user.user_permissions.add(Permission.objects.get(codename="add_updaterun"))
+    client.force_login(viewer_user)
     return client
 
 
 @pytest.mark.django_db
-def test_the_screen_lists_components_with_version_and_last_update(staff_client, fleet_state):
-    page = staff_client.get(URL).content.decode()
+def test_the_screen_lists_components_with_version_and_last_update(viewer_client, fleet_state):
+    page = viewer_client.get(URL).content.decode()
     assert "Virus Pattern" in page and "523" in page
     assert "Clients with outdated components" in page and "Manually selected clients" in page
     assert "may look at this page but not start updates" in page
@@ -100,19 +100,19 @@ def test_nothing_to_notify_is_said_plainly(operator_client, fleet_state):
 
 
 @pytest.mark.django_db
-def test_starting_an_update_needs_the_permission(staff_client, fleet_state):
-    response = staff_client.post(URL, {"target": "outdated", "confirm": "yes"})
+def test_starting_an_update_needs_the_permission(viewer_client, fleet_state):
+    response = viewer_client.post(URL, {"target": "outdated", "confirm": "yes"})
     assert response.status_code == 403
     assert not UpdateRun.objects.exists()
 
 
 @pytest.mark.django_db
-def test_the_form_is_protected_against_csrf(fleet_state, staff_user):
+def test_the_form_is_protected_against_csrf(fleet_state, viewer_user):
     from django.test import Client as HttpClient
 
     browser = HttpClient(enforce_csrf_checks=True)
-    staff_user.user_permissions.add(Permission.objects.get(codename="add_updaterun"))
-    browser.force_login(staff_user)
+    viewer_user.user_permissions.add(Permission.objects.get(codename="add_updaterun"))
+    browser.force_login(viewer_user)
     assert browser.post(URL, {"target": "outdated", "confirm": "yes"}).status_code == 403
     assert not UpdateRun.objects.exists()
 

@@ -193,6 +193,7 @@ def test_check_deploy_requires_the_encryption_key():
         "DEBUG": "false",
         "SECRET_KEY": "x" * 60,
         "AGENT_ENROLLMENT_SECRET": "y" * 40,
+        "AGENT_SIGNING_SECRET": "s" * 40,
         "ALLOWED_HOSTS": "console.example.test",
         "PATH": "/usr/bin:/bin",
     }

@@ -36,6 +36,8 @@ class Worker:
             "DATABASE_URL": database_url(),
             "REDIS_URL": settings.REDIS_URL,
             "SECRET_KEY": settings.SECRET_KEY,
+            # The worker signs notifications with the same keys the test's agents hold.
+            "AGENT_SIGNING_SECRET": settings.AGENT_SIGNING_SECRET,
             "CONSOLE_VAR_DIR": str(tmp_path / "var"),
             "DEBUG": "true",
             "NOTIFY_LEASE_SECONDS": "3",

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import aiohttp
 from django.conf import settings
 
-from agents_app.signing import client_signing_key, signature_headers
+from agents_app.signing import client_signing_keys, signature_headers
 from updates_app.models import Delivery
 
 
@@ -61,7 +61,8 @@ def outgoing_for(
     *, delivery_id: int, run_id: int, scan_after: bool, client_guid: str, ip_address: str, port: int
 ) -> Outgoing:
     body = json.dumps(payload_for(delivery_id=delivery_id, run_id=run_id, scan_after=scan_after)).encode()
-    headers = signature_headers(client_signing_key(str(client_guid)), message_id(delivery_id), body)
+    # Signed with every configured key: during a rotation agents holding either accept it.
+    headers = signature_headers(client_signing_keys(str(client_guid)), message_id(delivery_id), body)
     return Outgoing(delivery_id=delivery_id, url=listener_url(ip_address, port), body=body, headers=headers)
 
 

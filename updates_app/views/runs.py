@@ -1,15 +1,15 @@
 """Manual Update, the Update Summary, a run's page and a client's delivery history.
 
 Thin views: reads come from updates_app.summary, writes from updates_app.engine.runs.
-Staff may look; asking clients to update needs the "add update run"
-permission and cancelling a run the "change update run" permission.
+Every page here shows clients, so each needs the view permission on clients;
+asking clients to update needs the "add update run" permission and cancelling
+a run the "change update run" permission (console/permissions.py).
 """
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from agents_app import tree
 from agents_app.models import Client, ConnectionStatus
+from console.permissions import VIEW_CLIENTS, permission_required_or_403
 from updates_app.engine import retry
 from updates_app.engine.runs import run_cancel, run_create_manual
 from updates_app.forms import SELECTED, ManualUpdateForm
@@ -30,11 +31,7 @@ from updates_app.tasks import dispatch_soon
 MANUAL_CRUMBS = ["Updates", "Networked Computers", "Manual Update"]
 
 
-def _require(request: HttpRequest, perm: str) -> None:
-    if not request.user.has_perm(perm):
-        raise PermissionDenied("Your account may look at this page but not change anything here.")
-
-
+@permission_required_or_403(VIEW_CLIENTS, post="updates_app.add_updaterun")
 def manual_update(request: HttpRequest) -> HttpResponse:
     """List the server's components; ask outdated or selected clients to update now (with a confirmation).
 
@@ -43,7 +40,6 @@ def manual_update(request: HttpRequest) -> HttpResponse:
     """
     preselected = request.method == "GET" and any(k in request.GET for k in ("root", "domain", "client", "client_page"))
     if request.method == "POST":
-        _require(request, "updates_app.add_updaterun")
         form = ManualUpdateForm(request.POST)
     elif preselected:
         data = request.GET.copy()
@@ -97,6 +93,7 @@ def manual_update(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+@permission_required_or_403(VIEW_CLIENTS)
 def summary(request: HttpRequest) -> HttpResponse:
     page = Paginator(runs_with_progress(), 25).get_page(request.GET.get("page"))
     context = {
@@ -112,6 +109,7 @@ def summary(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+@permission_required_or_403(VIEW_CLIENTS)
 def run_progress(request: HttpRequest) -> JsonResponse:
     """Progress counts for ?run=1&run=2..., polled by the pages to refresh without a reload."""
     ids = [int(v) for v in request.GET.getlist("run")[:100] if v.isdigit()]
@@ -120,6 +118,7 @@ def run_progress(request: HttpRequest) -> JsonResponse:
 
 
 @require_GET
+@permission_required_or_403(VIEW_CLIENTS)
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(runs_with_progress(), pk=pk)
     status = request.GET.get("status", "")
@@ -153,8 +152,8 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
+@permission_required_or_403(VIEW_CLIENTS, post="updates_app.change_updaterun")
 def run_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
-    _require(request, "updates_app.change_updaterun")
     run = get_object_or_404(UpdateRun, pk=pk)
     if run.cancelled_at:
         messages.info(request, f"{run} was already cancelled.")
@@ -165,6 +164,7 @@ def run_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_GET
+@permission_required_or_403(VIEW_CLIENTS)
 def client_history(request: HttpRequest, pk: int) -> HttpResponse:
     client = get_object_or_404(Client.objects.select_related("domain"), pk=pk)
     page = Paginator(client_deliveries(client), 50).get_page(request.GET.get("page"))

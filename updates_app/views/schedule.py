@@ -6,6 +6,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from console.permissions import VIEW_CLIENTS, permission_required_or_403
 from updates_app.late import MISSED_INTERVALS, late_clients, schedule_interval
 from updates_app.models import AutoUpdateSettings
 from updates_app.preview import preview_form_for, schedule_preview
@@ -25,6 +26,7 @@ def schedule_preview_fragment(request):
 
 
 @require_GET
+@permission_required_or_403(VIEW_CLIENTS)
 def late_clients_page(request):
     config = AutoUpdateSettings.load()
     page = Paginator(late_clients(config=config), 50).get_page(request.GET.get("page"))
