@@ -6,12 +6,13 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from console.models import AuditEntry
+from console.models import AuditEntry, action_label
 
 
 def audit_log(request: HttpRequest) -> HttpResponse:
     """Every audited change, newest first, 50 a page, optionally only one kind of action."""
-    actions = list(AuditEntry.objects.order_by("action").values_list("action", flat=True).distinct())
+    recorded = AuditEntry.objects.order_by("action").values_list("action", flat=True).distinct()
+    actions = sorted(((value, action_label(value)) for value in recorded), key=lambda pair: pair[1])
     action = request.GET.get("action", "")
     entries = AuditEntry.objects.select_related("actor")
     if action:
@@ -21,6 +22,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         "page": page,
         "actions": actions,
         "action": action,
+        "action_label": action_label(action) if action else "",
         "query_string": urlencode({"action": action}) if action else "",
         "nav": "audit",
         "breadcrumb": ["Audit log"],

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from updates_app.views import automatic, runs, schedule
+from updates_app.views import automatic, clients, runs, schedule
 
 app_name = "updates"
 
@@ -9,9 +9,12 @@ urlpatterns = [
     path("automatic/preview/", schedule.schedule_preview_fragment, name="schedule-preview"),
     path("manual/", runs.manual_update, name="manual-update"),
     path("summary/", runs.summary, name="summary"),
+    path("summary/components.csv", runs.components_csv, name="components-csv"),
     path("runs/progress/", runs.run_progress, name="run-progress"),
     path("runs/<int:pk>/", runs.run_detail, name="run-detail"),
     path("runs/<int:pk>/cancel/", runs.run_cancel_view, name="run-cancel"),
+    path("clients/", clients.client_list, name="clients"),
+    path("clients/<int:pk>/", clients.client_detail, name="client-detail"),
     path("clients/<int:pk>/deliveries/", runs.client_history, name="client-deliveries"),
     path("schedule/late/", schedule.late_clients_page, name="late-clients"),
 ]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 PUBLIC = {"login", "logout"}
+# Pages that list clients need "Can view client" besides being staff.
+NEEDS_PERMISSION = {"updates:clients": "view_client"}
 
 
 def console_page_names() -> list[str]:
@@ -55,7 +58,10 @@ def test_non_staff_user_is_refused(client, django_user_model, name):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("name", console_page_names())
-def test_staff_user_sees_the_page(staff_client, name):
+def test_staff_user_sees_the_page(staff_client, staff_user, name):
+    if name in NEEDS_PERMISSION:
+        assert staff_client.get(reverse(name)).status_code == 403
+        staff_user.user_permissions.add(Permission.objects.get(codename=NEEDS_PERMISSION[name]))
     assert staff_client.get(reverse(name)).status_code == 200
 
 

@@ -185,6 +185,7 @@ def restart_delivery_create(*, client: Client, scan_after: bool) -> Delivery:
             "next_attempt_at": now,
             "delivered_at": now,
             "push": False,
+            "at_checkin": True,
         },
     )
     if not created:

@@ -15,8 +15,9 @@ def home(request: HttpRequest) -> HttpResponse:
     for row in Client.objects.values("status").order_by().annotate(n=Count("id")):
         counts[row["status"]] = row["n"]
     context = {
-        "status_counts": [(label, counts[value]) for value, label in ConnectionStatus.choices],
+        # (status, label, count): each card links to the client list of that status.
+        "status_counts": [(value, label, counts[value]) for value, label in ConnectionStatus.choices],
         "total_clients": sum(counts.values()),
-        "recent_runs": UpdateRun.objects.select_related("created_by")[:5],
+        "recent_runs": UpdateRun.objects.select_related("created_by", "component_version__component")[:5],
     }
     return render(request, "updates_app/overview.html", context)

@@ -1,0 +1,116 @@
+"""The client list (every number on the console leads here) and the page for one client.
+
+Both show clients, so both need "Can view client" (or "Can change client"),
+like the client tree; staff without it get 403.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET
+
+from agents_app.models import Client, ClientSettings
+from agents_app.privileges import AUDIT_LABELS
+from console.exports import csv_download
+from updates_app.client_list import ROWS_PER_PAGE, ClientListForm, client_csv, client_rows
+from updates_app.compliance import latest_version_numbers
+from updates_app.configuration import ConfigurationBuilder
+from updates_app.models import AutoUpdateSettings, Component
+from updates_app.summary import client_deliveries
+from updates_app.version_labels import reported_number, version_label
+
+HISTORY_ON_CLIENT_PAGE = 10
+
+
+def require_view_client(request: HttpRequest) -> None:
+    if not (request.user.has_perm("agents_app.view_client") or request.user.has_perm("agents_app.change_client")):
+        raise PermissionDenied("Seeing clients needs the view permission on clients.")
+
+
+@require_GET
+def client_list(request: HttpRequest) -> HttpResponseBase:
+    """Clients filtered by status, domain, ids, late and search; ?export=csv streams the whole list."""
+    require_view_client(request)
+    form = ClientListForm(request.GET)
+    context: dict = {"form": form, "nav": "clients", "breadcrumb": ["Networked Computers", "Clients"]}
+    if not form.is_valid():
+        return render(request, "updates_app/client_list.html", context, status=400)
+    clients = form.clients()
+    if request.GET.get("export") == "csv":
+        header, rows = client_csv(clients)
+        return csv_download(filename="clients", header=header, rows=rows)
+    page = Paginator(client_rows(clients), ROWS_PER_PAGE).get_page(request.GET.get("page"))
+    context.update(
+        page=page,
+        heading=form.describe(),
+        query_string=form.query_string(),
+        csv_query=form.query_string(export="csv"),
+        update_now_query=form.query_string() if form.cleaned_data.get("client") else "",
+        can_notify=request.user.has_perm("updates_app.add_updaterun"),
+    )
+    return render(request, "updates_app/client_list.html", context)
+
+
+def _setting_rows(client: Client) -> list[tuple[str, str, bool]]:
+    """(tab, label, on) for the dialog's six settings, in the dialog's order."""
+    tabs = {
+        "roaming_privilege": "Privileges",
+        "update_now_privilege": "Privileges",
+        "scheduled_update_privilege": "Privileges",
+        "download_from_activeupdate": "Other Settings",
+        "scheduled_update_setting": "Other Settings",
+        "components_only": "Other Settings",
+    }
+    return [(tabs[name], AUDIT_LABELS[name], getattr(client, name)) for name in ClientSettings.SETTING_FIELDS]
+
+
+@require_GET
+def client_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One client: address, status, versions against the server's, settings, configuration, history."""
+    require_view_client(request)
+    client = get_object_or_404(Client.objects.select_related("domain"), pk=pk)
+    latest = latest_version_numbers()
+    reported = client.component_versions if isinstance(client.component_versions, dict) else {}
+    components = []
+    for component in Component.objects.order_by("name"):
+        server = latest.get(component.slug)
+        have = reported_number(reported.get(component.slug))
+        if component.slug not in reported:
+            state = "not reported"
+        elif have is None:
+            state = "unreadable"
+        elif server is None:
+            state = "no version on the server"
+        elif have < server:
+            state = "outdated"
+        elif have > server:
+            state = "ahead of the server"
+        else:
+            state = "up to date"
+        components.append(
+            {
+                "name": component.name,
+                "server": version_label(server) if server is not None else "",
+                "client": reported.get(component.slug, ""),
+                "state": state,
+            }
+        )
+    current_config = ConfigurationBuilder(AutoUpdateSettings.load()).version_for(client)
+    history = list(client_deliveries(client)[: HISTORY_ON_CLIENT_PAGE + 1])
+    context = {
+        "client_obj": client,
+        "components": components,
+        "settings_rows": _setting_rows(client),
+        "scheduled_state": client.scheduled_state,
+        "current_config": current_config,
+        "config_current": client.config_version == current_config,
+        "history": history[:HISTORY_ON_CLIENT_PAGE],
+        "more_history": len(history) > HISTORY_ON_CLIENT_PAGE,
+        "can_notify": request.user.has_perm("updates_app.add_updaterun"),
+        "nav": "clients",
+        "breadcrumb": ["Networked Computers", "Clients", client.hostname],
+    }
+    return render(request, "updates_app/client_detail.html", context)
