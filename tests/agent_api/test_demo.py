@@ -64,8 +64,8 @@ def test_with_the_demos_20_second_retries_the_first_give_up_comes_within_three_m
     # Downloads at 10 s, then every 130 s: a notification gives up 80 s after its first attempt.
     assert plan.first_give_up_expected == 90
     assert plan.first_give_up_expected + 10 < 180  # the dispatcher's few seconds of lag included
-    # A napper wakes before its fourth attempt; a sleeper only after its fifth and last.
-    assert 2 * 20 < plan.nap_wake_at_the_latest < 3 * 20
+    # A napper wakes before its fifth and last attempt; a sleeper only after it.
+    assert 3 * 20 < plan.nap_wake_at_the_latest < 4 * 20
     assert plan.sleep_wake_at_the_latest > plan.give_up_after
     # The next download comes after the sleepers woke, so it never supersedes a notification that could still give up.
     assert plan.download_every > plan.sleep_wake_at_the_latest
@@ -149,7 +149,9 @@ def test_the_demos_first_minutes_show_a_retry_a_give_up_and_a_restart_update(
         thread.join(timeout=60)
     assert not failure, failure
     text = out.getvalue()
-    assert re.search(r"laptop-nap-\d+ wakes after 3 failed attempts and checks in as restarting", text)
+    # A napper wakes once three attempts failed (with 2-second retries the demo may see a fourth first).
+    napped = re.search(r"laptop-nap-\d+ wakes after (\d) failed attempts and checks in as restarting", text)
+    assert napped and 3 <= int(napped.group(1)) < 5
     assert re.search(r"laptop-away-\d+ wakes after its notification gave up and checks in as restarting", text)
     # The sleeper's notification was tried exactly five times before it gave up.
     assert set(Delivery.objects.filter(status=DeliveryStatus.GAVE_UP).values_list("attempts", flat=True)) == {5}

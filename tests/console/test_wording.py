@@ -149,3 +149,26 @@ def test_an_old_entry_without_labels_still_reads_as_words(superuser_client):
     )
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", superuser_client.get(reverse("audit-log")).content.decode()))
     assert "Roaming privilege: off → on" in text and "Clients selected: 2" in text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "attempts", "words"),
+    [(900, 5, "again every 15 minutes, 5 attempts in all"), (60, 3, "again every minute, 3 attempts in all")],
+)
+def test_the_retry_rule_is_described_in_words(settings, seconds, attempts, words):
+    from updates_app.engine import retry
+
+    settings.NOTIFY_RETRY_INTERVAL_SECONDS, settings.NOTIFY_MAX_ATTEMPTS = seconds, attempts
+    assert retry.describe() == words
+
+
+@pytest.mark.django_db
+def test_the_dialog_names_a_selection_of_clients_once(superuser_client):
+    hq = domain_create(name="hq")
+    clients = add_clients(hq, 3)
+    page = superuser_client.get(
+        reverse("agents:privileges"), {"client": [c.pk for c in clients], "partial": 1}
+    ).content.decode()
+    assert "Selected: <strong>3 clients</strong>." in page
+    page = superuser_client.get(reverse("agents:privileges"), {"domain": hq.pk, "partial": 1}).content.decode()
+    assert "Selected: <strong>1 domain (hq)</strong> — 3 clients." in page

@@ -55,8 +55,8 @@ class DemoPlan:
 
     @property
     def nap_wake_at_the_latest(self) -> float:
-        """After a download, a napper wakes at the latest here (before its fourth attempt)."""
-        return (min(NAP_WAKES_AFTER_ATTEMPTS, self.max_attempts - 1) - 0.5) * self.retry_interval
+        """After a download, a napper wakes at the latest here: half an interval before its last attempt."""
+        return min(NAP_WAKES_AFTER_ATTEMPTS + 0.5, self.max_attempts - 1.5) * self.retry_interval
 
     @property
     def sleep_wake_at_the_latest(self) -> float:
