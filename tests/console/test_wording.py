@@ -172,3 +172,9 @@ def test_the_dialog_names_a_selection_of_clients_once(superuser_client):
     assert "Selected: <strong>3 clients</strong>." in page
     page = superuser_client.get(reverse("agents:privileges"), {"domain": hq.pk, "partial": 1}).content.decode()
     assert "Selected: <strong>1 domain (hq)</strong> — 3 clients." in page
+
+
+def test_django_renders_a_bare_datetime_in_the_same_form(settings):
+    settings.TIME_ZONE = "UTC"
+    moment = dt.datetime(2026, 11, 26, 15, 58, 7, tzinfo=dt.UTC)
+    assert Template("{{ at }}").render(Context({"at": moment})) == wording.moment(moment) == "2026-11-26 15:58:07 UTC"

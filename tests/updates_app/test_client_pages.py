@@ -246,12 +246,13 @@ def test_a_client_page_shows_everything_about_it(viewer, virus_pattern, django_u
     page = viewer.get(reverse("updates:client-detail", args=[pc.pk])).content.decode()
     # Address and listener port apart.
     assert '<code data-field="ip">127.1.0.1</code>' in page and '<code data-field="port">40123</code>' in page
-    assert "Headquarters" in page and "Online" in page
+    assert "Headquarters" in page and '<span class="badge status-online">Online</span>' in page
+    assert "agents_app/client_tree.css" in page  # the badge's colour
     # Each component's version against the server's.
     assert re.search(r"<td>Virus Pattern</td><td>18\.523\.00</td><td>18\.522\.00</td>\s*<td>.*Outdated", page)
     assert re.search(r"<td>Virus Scan Engine</td><td>—</td><td>—</td>\s*<td>.*Not reported", page)
     # The dialog's settings and the effective state.
-    assert "<td>Other Settings</td><td>Enable scheduled update (Other Settings tab)</td><td>off</td>" in page
+    assert "<td>Other Settings</td><td>Enable scheduled update</td><td>off</td>" in page
     assert "Always runs (user cannot turn it off)" in page
     # The configuration it applies, not reported yet.
     assert "has not reported applying a configuration yet" in page

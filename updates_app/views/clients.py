@@ -13,7 +13,6 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from agents_app.models import Client, ClientSettings
-from agents_app.privileges import AUDIT_LABELS
 from console.exports import csv_download
 from updates_app.client_list import ROWS_PER_PAGE, ClientListForm, client_csv, client_rows
 from updates_app.compliance import latest_version_numbers
@@ -64,7 +63,8 @@ def _setting_rows(client: Client) -> list[tuple[str, str, bool]]:
         "scheduled_update_setting": "Other Settings",
         "components_only": "Other Settings",
     }
-    return [(tabs[name], AUDIT_LABELS[name], getattr(client, name)) for name in ClientSettings.SETTING_FIELDS]
+    labels = {name: str(ClientSettings._meta.get_field(name).verbose_name) for name in tabs}  # type: ignore[union-attr]
+    return [(tabs[name], labels[name], getattr(client, name)) for name in ClientSettings.SETTING_FIELDS]
 
 
 @require_GET
