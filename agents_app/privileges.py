@@ -39,6 +39,21 @@ AUDIT_LABELS = {
 }
 # A save names its clients on the audit log up to this many; beyond, it counts them and links to the list.
 AUDIT_NAMED_CLIENTS = 10
+# Ticked clients kept with an entry for that link; a longer list of ticks is only counted.
+AUDIT_SELECTION_IDS = 1000
+
+
+def _selection_record(selection: Selection) -> dict[str, Any]:
+    """What the selection stood for, so the audit log can link to its clients (the client list reads it)."""
+    if len(selection.client_ids) > AUDIT_SELECTION_IDS:
+        return {}
+    return {
+        "selection": {
+            "root": selection.root,
+            "domains": [d.pk for d in selection.domains],
+            "clients": list(selection.client_ids),
+        }
+    }
 
 
 class SelectionError(Exception):
@@ -261,12 +276,7 @@ def privileges_save(
             "clients_selected": before.count,
             "clients_changed": clients_changed,
             "domains_changed": domains_changed,
-            # What the selection stood for, so the audit log can link to its clients.
-            "selection": {
-                "root": selection.root,
-                "domains": [d.pk for d in selection.domains],
-                "clients": list(selection.client_ids),
-            },
+            **_selection_record(selection),
         },
     )
     return SaveResult(
