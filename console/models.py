@@ -19,8 +19,10 @@ ACTION_LABELS = {
     "cancel update run": "Update run cancelled",
 }
 
-# Keys of an entry's details that are not lines of their own.
+# Keys of an entry's details that are not lines of their own: the selection a
+# save covered and the run an entry is about become links.
 SELECTION_KEY = "selection"
+RUN_KEY = "run"
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ class AuditEntry(models.Model):
         lines = []
         details: dict[str, Any] = self.changes if isinstance(self.changes, dict) else {}
         for key, detail in details.items():
-            if key == SELECTION_KEY:
+            if key in (SELECTION_KEY, RUN_KEY):
                 continue
             if isinstance(detail, dict) and ("old" in detail or "new" in detail):
                 lines.append(
@@ -84,6 +86,12 @@ class AuditEntry(models.Model):
             else:
                 lines.append(AuditLine(label=wording.field_label(key), value=wording.value_words(detail)))
         return lines
+
+    @property
+    def run_id(self) -> int | None:
+        """The update run this entry is about, if any (its page lists the clients it notified)."""
+        run = self.changes.get(RUN_KEY) if isinstance(self.changes, dict) else None
+        return run if isinstance(run, int) else None
 
     def clients_query(self) -> str | None:
         """The client list's query string for the clients this entry's selection covers (None: no selection)."""

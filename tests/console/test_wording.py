@@ -178,3 +178,19 @@ def test_django_renders_a_bare_datetime_in_the_same_form(settings):
     settings.TIME_ZONE = "UTC"
     moment = dt.datetime(2026, 11, 26, 15, 58, 7, tzinfo=dt.UTC)
     assert Template("{{ at }}").render(Context({"at": moment})) == wording.moment(moment) == "2026-11-26 15:58:07 UTC"
+
+
+@pytest.mark.django_db
+def test_a_manual_update_and_its_cancellation_read_as_words_and_link_to_the_run(superuser_client, admin_user_obj):
+    from agents_app.models import Client
+    from updates_app.engine.runs import run_cancel, run_create_manual
+
+    add_clients(domain_create(name="hq"), 2)
+    run = run_create_manual(created_by=admin_user_obj, clients=Client.objects.all())
+    run_cancel(run=run, cancelled_by=admin_user_obj)
+    page = superuser_client.get(reverse("audit-log")).content.decode()
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+    assert "Manual Update started" in text and "Clients notified: 2" in text
+    assert "Update run cancelled" in text and "Deliveries stopped: 2" in text
+    assert page.count(f'class="small audit-run" href="{reverse("updates:run-detail", args=[run.pk])}"') == 2
+    assert "Run: " not in text

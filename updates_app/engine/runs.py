@@ -137,7 +137,9 @@ def run_create_manual(*, created_by, clients: ClientQuerySet) -> UpdateRun:
     """A Manual Update: notify these clients to update now, through the same engine."""
     run = UpdateRun.objects.create(trigger=RunTrigger.MANUAL, scan_after=False, created_by=created_by)
     count = deliveries_create(run=run, clients=clients.active())
-    audit_record(actor=created_by, action="manual update", target=str(run), changes={"clients": count})
+    audit_record(
+        actor=created_by, action="manual update", target=str(run), changes={"clients_notified": count, "run": run.pk}
+    )
     return run
 
 
@@ -153,7 +155,12 @@ def run_cancel(*, run: UpdateRun, cancelled_by) -> int:
     stopped = locked.deliveries.filter(status__in=OPEN_STATUSES).update(
         **claim_released(status=DeliveryStatus.CANCELLED)
     )
-    audit_record(actor=cancelled_by, action="cancel update run", target=str(run), changes={"cancelled": stopped})
+    audit_record(
+        actor=cancelled_by,
+        action="cancel update run",
+        target=str(run),
+        changes={"deliveries_stopped": stopped, "run": run.pk},
+    )
     return stopped
 
 
