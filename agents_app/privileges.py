@@ -37,6 +37,13 @@ AUDIT_LABELS = {
     "scheduled_update_setting": "Enable scheduled update (Other Settings tab)",
     "components_only": "Clients can update components but not upgrade the client program or deploy hot fixes",
 }
+
+
+def audit_label(name: str) -> str:
+    """A setting as the audit log names it: the table above, else the field's own label."""
+    return AUDIT_LABELS.get(name) or str(ClientSettings._meta.get_field(name).verbose_name)  # type: ignore[union-attr]
+
+
 # A save names its clients on the audit log up to this many; beyond, it counts them and links to the list.
 AUDIT_NAMED_CLIENTS = 10
 # Ticked clients kept with an entry for that link; a longer list of ticks is only counted.
@@ -222,7 +229,7 @@ def privileges_save(
             setattr(defaults, name, value)
         defaults.save()
         diff = {
-            name: {"label": AUDIT_LABELS[name], "old": old[name], "new": value}
+            name: {"label": audit_label(name), "old": old[name], "new": value}
             for name, value in changes.items()
             if old[name] != value
         }
@@ -258,7 +265,7 @@ def privileges_save(
         return "mixed" if state is None and before.count else state
 
     changed: dict[str, dict[str, bool | str | None]] = {
-        name: {"label": AUDIT_LABELS[name], "old": old_value(name), "new": value}
+        name: {"label": audit_label(name), "old": old_value(name), "new": value}
         for name, value in changes.items()
         if old_value(name) != value
     }

@@ -9,7 +9,6 @@ urlpatterns = [
     path("automatic/preview/", schedule.schedule_preview_fragment, name="schedule-preview"),
     path("manual/", runs.manual_update, name="manual-update"),
     path("summary/", runs.summary, name="summary"),
-    path("summary/components.csv", runs.components_csv, name="components-csv"),
     path("runs/progress/", runs.run_progress, name="run-progress"),
     path("runs/<int:pk>/", runs.run_detail, name="run-detail"),
     path("runs/<int:pk>/cancel/", runs.run_cancel_view, name="run-cancel"),

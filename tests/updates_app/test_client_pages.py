@@ -220,7 +220,7 @@ def test_a_runs_deliveries_and_the_compliance_counts_export_as_csv(staff_client,
         staff_client.get(reverse("updates:run-detail", args=[run.pk]), {"export": "csv", "status": "gave_up"})
     )
     assert [r[0] for r in only[1:]] == ["ws-0001"]
-    counts = rows_of(staff_client.get(reverse("updates:components-csv")))
+    counts = rows_of(staff_client.get(reverse("updates:summary"), {"export": "csv"}))
     assert counts[0] == ["Component", "Server version", "Last updated", "Clients", "Outdated clients", "Outdated share"]
     assert counts[1][:2] == ["Virus Pattern", "18.523.00"] and counts[1][3:] == ["2", "2", "100.0%"]
 

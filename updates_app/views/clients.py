@@ -53,18 +53,18 @@ def client_list(request: HttpRequest) -> HttpResponseBase:
     return render(request, "updates_app/client_list.html", context)
 
 
+# The dialog's Other Settings tab; every other setting is on the Privileges tab.
+OTHER_SETTINGS_TAB = ("download_from_activeupdate", "scheduled_update_setting", "components_only")
+
+
 def _setting_rows(client: Client) -> list[tuple[str, str, bool]]:
-    """(tab, label, on) for the dialog's six settings, in the dialog's order."""
-    tabs = {
-        "roaming_privilege": "Privileges",
-        "update_now_privilege": "Privileges",
-        "scheduled_update_privilege": "Privileges",
-        "download_from_activeupdate": "Other Settings",
-        "scheduled_update_setting": "Other Settings",
-        "components_only": "Other Settings",
-    }
-    labels = {name: str(ClientSettings._meta.get_field(name).verbose_name) for name in tabs}  # type: ignore[union-attr]
-    return [(tabs[name], labels[name], getattr(client, name)) for name in ClientSettings.SETTING_FIELDS]
+    """(tab, label, on) for every setting of the dialog, the Privileges tab first, as the dialog lists them."""
+    rows = []
+    for name in ClientSettings.SETTING_FIELDS:
+        label = str(ClientSettings._meta.get_field(name).verbose_name)  # type: ignore[union-attr]
+        tab = "Other Settings" if name in OTHER_SETTINGS_TAB else "Privileges"
+        rows.append((tab, label, getattr(client, name)))
+    return sorted(rows, key=lambda row: row[0] != "Privileges")
 
 
 @require_GET

@@ -99,7 +99,10 @@ def manual_update(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def summary(request: HttpRequest) -> HttpResponse:
+def summary(request: HttpRequest) -> HttpResponseBase:
+    """The Update Summary; ?export=csv downloads its component table."""
+    if request.GET.get("export") == "csv":
+        return _components_csv()
     page = Paginator(runs_with_progress(), 25).get_page(request.GET.get("page"))
     context = {
         "standings": component_standings(),
@@ -113,8 +116,7 @@ def summary(request: HttpRequest) -> HttpResponse:
     return render(request, "updates_app/summary.html", context)
 
 
-@require_GET
-def components_csv(request: HttpRequest) -> HttpResponseBase:
+def _components_csv() -> HttpResponseBase:
     """The Update Summary's component table as CSV."""
     header = ["Component", "Server version", "Last updated", "Clients", "Outdated clients", "Outdated share"]
     rows = (
