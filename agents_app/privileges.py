@@ -27,6 +27,41 @@ SCOPE_ALL = "all"
 SCOPE_FUTURE = "future"
 ROOT_SCOPES = {SCOPE_ALL: "Apply to All Clients", SCOPE_FUTURE: "Apply to Future Domains Only"}
 
+# The settings as the audit log names them: the dialog's labels, the two
+# "Enable scheduled update" options told apart by the tab they are on.
+AUDIT_LABELS = {
+    "roaming_privilege": "Enable roaming mode",
+    "update_now_privilege": 'Perform "Update Now"',
+    "scheduled_update_privilege": "Enable scheduled update (Privileges tab)",
+    "download_from_activeupdate": "Clients download updates from the ActiveUpdate server",
+    "scheduled_update_setting": "Enable scheduled update (Other Settings tab)",
+    "components_only": "Clients can update components but not upgrade the client program or deploy hot fixes",
+}
+
+
+def audit_label(name: str) -> str:
+    """A setting as the audit log names it: the table above, else the field's own label."""
+    return AUDIT_LABELS.get(name) or str(ClientSettings._meta.get_field(name).verbose_name)  # type: ignore[union-attr]
+
+
+# A save names its clients on the audit log up to this many; beyond, it counts them and links to the list.
+AUDIT_NAMED_CLIENTS = 10
+# Ticked clients kept with an entry for that link; a longer list of ticks is only counted.
+AUDIT_SELECTION_IDS = 1000
+
+
+def _selection_record(selection: Selection) -> dict[str, Any]:
+    """What the selection stood for, so the audit log can link to its clients (the client list reads it)."""
+    if len(selection.client_ids) > AUDIT_SELECTION_IDS:
+        return {}
+    return {
+        "selection": {
+            "root": selection.root,
+            "domains": [d.pk for d in selection.domains],
+            "clients": list(selection.client_ids),
+        }
+    }
+
 
 class SelectionError(Exception):
     """The selection cannot be used: empty, or naming domains/clients that do not exist."""
@@ -225,7 +260,11 @@ def privileges_save(
         for name, value in changes.items():
             setattr(defaults, name, value)
         defaults.save()
-        diff = {name: {"old": old[name], "new": value} for name, value in changes.items() if old[name] != value}
+        diff = {
+            name: {"label": audit_label(name), "old": old[name], "new": value}
+            for name, value in changes.items()
+            if old[name] != value
+        }
         audit_record(
             actor=actor,
             action="privileges.future_domains",
@@ -258,8 +297,13 @@ def privileges_save(
         return "mixed" if state is None and before.count else state
 
     changed: dict[str, dict[str, bool | str | None]] = {
-        name: {"old": old_value(name), "new": value} for name, value in changes.items() if old_value(name) != value
+        name: {"label": audit_label(name), "old": old_value(name), "new": value}
+        for name, value in changes.items()
+        if old_value(name) != value
     }
+    named: dict[str, list[str]] = {}
+    if 0 < before.count <= AUDIT_NAMED_CLIENTS:
+        named["clients"] = sorted(selection.clients().values_list("hostname", flat=True))
     audit_record(
         actor=actor,
         action="privileges.save",
@@ -267,9 +311,11 @@ def privileges_save(
         changes={
             **changed,
             "scope": ROOT_SCOPES[SCOPE_ALL] if selection.root else "Selected domains and clients",
+            **named,
             "clients_selected": before.count,
             "clients_changed": clients_changed,
             "domains_changed": domains_changed,
+            **_selection_record(selection),
         },
     )
     return SaveResult(

@@ -15,7 +15,7 @@ from functools import wraps
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponseBase
 
 # Reading any page that shows clients.
 VIEW_CLIENTS = "agents_app.view_client"
@@ -28,13 +28,13 @@ def _missing(request: HttpRequest, perms: Iterable[str]) -> list[str]:
 
 def permission_required_or_403(
     view: str, *, post: str | Iterable[str] = ()
-) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+) -> Callable[[Callable[..., HttpResponseBase]], Callable[..., HttpResponseBase]]:
     """Require ``view`` for every request and, for POSTs, the ``post`` permissions too."""
     post_perms = [post] if isinstance(post, str) else list(post)
 
-    def decorator(view_func: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    def decorator(view_func: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
         @wraps(view_func)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if _missing(request, [view]):
                 raise PermissionDenied(f"Your account may not view this page: it needs the {view!r} permission.")
             missing = _missing(request, post_perms) if request.method == "POST" else []

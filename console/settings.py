@@ -92,6 +92,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "console.context_processors.console",
+                "updates_app.context_processors.components",
             ],
         },
     },
@@ -142,6 +143,8 @@ LANGUAGE_CODE = "en-us"
 # timestamp is aware and stored in UTC.
 TIME_ZONE = env_time_zone("TIME_ZONE", "UTC")
 USE_I18N = True
+# One date-time form everywhere, Django's own renderings (the admin) included: console/formats/en/formats.py.
+FORMAT_MODULE_PATH = ["console.formats"]
 USE_TZ = True
 
 STATIC_URL = "static/"

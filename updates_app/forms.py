@@ -27,6 +27,7 @@ from django.db import models
 from agents_app.models import Client, ClientQuerySet
 from agents_app.privileges import Selection, SelectionError, selection_resolve, ticked_client_ids
 from console.encryption import encryption_available
+from console.wording import plural_word
 from updates_app.autoupdate import EDITABLE_FIELDS, fields_ignored_for
 from updates_app.compliance import outdated_client_ids
 from updates_app.models import FREQUENCY_FIELDS, AutoUpdateSettings, Frequency, ProxySettings, Weekday
@@ -155,9 +156,9 @@ class AutoUpdateSettingsForm(forms.ModelForm):
         unknown = sorted(set(self.data) - set(self.fields) - FORM_CONTROL_FIELDS)
         if unknown:
             raise forms.ValidationError(
-                "Unknown field(s): %(names)s. Reload the page and try again.",
+                "Unknown %(fields)s: %(names)s. Reload the page and try again.",
                 code="unknown_fields",
-                params={"names": ", ".join(unknown)},
+                params={"names": ", ".join(unknown), "fields": plural_word(len(unknown), "field")},
             )
         frequency = cleaned.get("frequency")
         if frequency is None:

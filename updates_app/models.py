@@ -384,6 +384,10 @@ class Delivery(models.Model):
     # False: the client cannot be reached (behind NAT); it gets the delivery
     # in its next check-in answer and is never pushed to.
     push = models.BooleanField(default=True)
+    # Delivered in the answer to a check-in rather than by a push (also after
+    # pushes failed: a retrying notification is handed over when the client
+    # checks in), so the screens can say how it arrived.
+    at_checkin = models.BooleanField("handed over at check-in", default=False)
     # This client is not asked to scan even when its run asks for it: roaming
     # clients never are (SPEC 3.2). The notification says scan_after =
     # run.scan_after and not no_scan.

@@ -16,6 +16,7 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
+from updates_app.autoupdate import AUDIT_LABELS
 from updates_app.engine.planner import agent_scheduled_clients, schedule_eligible_clients
 from updates_app.engine.spread import per_minute_counts, spread_offsets
 from updates_app.engine.windows import Window, next_window_after
@@ -47,6 +48,19 @@ class SchedulePreviewForm(forms.Form):
     interval_hours = forms.IntegerField(required=False, min_value=1, max_value=24)
     # A checkbox: absent from the query means off, as in a submitted form.
     config_once_per_day = forms.BooleanField(required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Errors name the field as the screen does ("Interval (minutes)"), not by its identifier.
+        for name, bound in self.fields.items():
+            bound.label = AUDIT_LABELS.get(name, bound.label)
+
+    def error_list(self) -> list[str]:
+        """Every error as "Label: message", in the order of the fields."""
+        lines = [str(error) for error in self.non_field_errors()]
+        for name, field_ in self.fields.items():
+            lines += [f"{field_.label}: {error}" for error in self.errors.get(name, [])]
+        return lines
 
     def clean(self) -> dict[str, Any]:
         super().clean()
@@ -111,6 +125,10 @@ class SchedulePreview:
     checks_per_minute: float = 0.0
     interval_minutes: int = 0
     config_fetches_per_day: int = 0
+
+    @property
+    def interval(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.interval_minutes)
 
 
 def schedule_preview(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.db.models import Count, Max, Q, QuerySet
@@ -72,3 +73,49 @@ def progress_of(runs) -> dict[int, dict[str, int]]:
 
 def client_deliveries(client: Client) -> QuerySet[Delivery]:
     return client.deliveries.select_related("run", "run__component_version__component").order_by("-created_at", "-pk")
+
+
+DELIVERY_CSV_HEADER = [
+    "Client",
+    "IP address",
+    "Status",
+    "Handed over at check-in",
+    "Attempts",
+    "Next attempt",
+    "Last error",
+    "Delivered",
+    "Updated (reported)",
+]
+
+
+def delivery_csv_rows(deliveries: QuerySet[Delivery]) -> Iterator[list[object]]:
+    """A run's deliveries for its CSV, read in chunks from the database (streamed, never all in memory)."""
+    labels = dict(DeliveryStatus.choices)
+    open_now = {DeliveryStatus.PENDING, DeliveryStatus.RETRYING}
+    rows = deliveries.values_list(
+        "client__hostname",
+        "client__ip_address",
+        "status",
+        "at_checkin",
+        "push",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+        "delivered_at",
+        "update_reported_at",
+    )
+    for host, ip, status, at_checkin, push, attempts, next_at, error, delivered, updated in rows.iterator(
+        chunk_size=2000
+    ):
+        handed_over = status == DeliveryStatus.DELIVERED and (at_checkin or not push)
+        yield [
+            host,
+            ip,
+            labels.get(status, status),
+            handed_over,
+            attempts,
+            next_at if status in open_now else None,
+            error,
+            delivered,
+            updated,
+        ]

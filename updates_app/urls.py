@@ -1,6 +1,6 @@
 from django.urls import path
 
-from updates_app.views import automatic, proxy, runs, schedule
+from updates_app.views import automatic, clients, proxy, runs, schedule
 
 app_name = "updates"
 
@@ -12,6 +12,8 @@ urlpatterns = [
     path("runs/progress/", runs.run_progress, name="run-progress"),
     path("runs/<int:pk>/", runs.run_detail, name="run-detail"),
     path("runs/<int:pk>/cancel/", runs.run_cancel_view, name="run-cancel"),
+    path("clients/", clients.client_list, name="clients"),
+    path("clients/<int:pk>/", clients.client_detail, name="client-detail"),
     path("clients/<int:pk>/deliveries/", runs.client_history, name="client-deliveries"),
     path("schedule/late/", schedule.late_clients_page, name="late-clients"),
     path("proxy/", proxy.proxy_settings, name="proxy-settings"),

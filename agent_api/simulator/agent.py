@@ -113,6 +113,9 @@ class SimAgent:
         self.last_report: dict[str, Any] | None = None
         self._config_event = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+        # The heartbeat and schedule loops, stopped while the agent sleeps.
+        self._loops: list[asyncio.Task] = []
+        self.asleep = False
         self._load_holdings(spec.holdings)
 
     # --- state -------------------------------------------------------------------------
@@ -502,10 +505,14 @@ class SimAgent:
 
     # --- life cycle ----------------------------------------------------------------------
 
-    def _spawn(self, coro) -> None:
+    def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.ensure_future(coro)
         self._tasks.append(task)
         task.add_done_callback(self._forget)
+        return task
+
+    def _start_loops(self) -> None:
+        self._loops = [self._spawn(self._heartbeat_loop()), self._spawn(self._schedule_loop())]
 
     def _forget(self, task: asyncio.Task) -> None:
         if task in self._tasks:
@@ -533,8 +540,41 @@ class SimAgent:
             # An offline agent goes silent after registering: no heartbeat, no listener.
             self.status = "offline"
             return
-        self._spawn(self._heartbeat_loop())
-        self._spawn(self._schedule_loop())
+        self._start_loops()
+
+    async def fall_asleep(self) -> None:
+        """The machine sleeps: its listener stops answering and it stops checking in.
+
+        Notifications pushed to it meanwhile fail (connection refused) and are
+        retried under the server's rule; nothing hands them over, since it is silent.
+        """
+        if self.asleep or self.spec.unreachable or self.spec.offline:
+            return
+        self.asleep = True
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        self._loops = []
+        await self.fleet.set_fail_mode(self, "refuse")
+
+    async def wake(self) -> None:
+        """The machine is back: the listener answers again and the agent checks in as after a restart.
+
+        The restart check-in is what lets the server hand over a notification
+        still retrying, or, with "Let clients initiate component update when
+        they restart" on, tell an outdated agent whose notification gave up to
+        update now.
+        """
+        if not self.asleep:
+            return
+        await self.fleet.set_fail_mode(self, self.spec.fail_mode)
+        self.asleep = False
+        try:
+            await self.checkin("restart")
+        except (TimeoutError, AgentError, aiohttp.ClientError) as exc:
+            self.counters.errors += 1
+            logger.info("agent %s: restart check-in failed: %s", self.spec.hostname, exc)
+        self._start_loops()
 
     async def stop(self) -> None:
         for task in list(self._tasks):

@@ -31,6 +31,7 @@
     if (!response.ok) return;
     const data = await response.json();
     Object.keys(data.runs).forEach(function (runId) { apply(runId, data.runs[runId]); });
+    if (data.at) serverTime = data.at;
   }
 
   async function refreshFragments() {
@@ -40,11 +41,14 @@
     }
   }
 
+  // The server's clock in the console's one date-time format (server time zone), from the progress answer.
+  let serverTime = "";
+
   async function tick() {
     try {
       await refreshCounts();
       await refreshFragments();
-      if (stamp) stamp.textContent = "updated " + new Date().toLocaleTimeString();
+      if (stamp && serverTime) stamp.textContent = "updated " + serverTime;
     } catch (error) {
       if (stamp) stamp.textContent = "live refresh paused: " + error;
     }

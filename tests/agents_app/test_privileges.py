@@ -121,7 +121,7 @@ def test_apply_to_future_domains_only_changes_only_the_defaults_new_domains_star
     assert client.roaming_privilege is True
     entry = AuditEntry.objects.get()
     assert entry.action == "privileges.future_domains"
-    assert entry.changes["roaming_privilege"] == {"old": False, "new": True}
+    assert entry.changes["roaming_privilege"] == {"label": "Enable roaming mode", "old": False, "new": True}
 
 
 def test_future_domains_only_is_refused_without_the_root(tree, admin_user_obj):
@@ -181,11 +181,18 @@ def test_every_save_writes_an_audit_entry_with_field_changes_and_targets(tree, a
     assert entry.actor == admin_user_obj
     assert entry.action == "privileges.save"
     assert entry.target == "1 domain (ops)"
-    assert entry.changes["roaming_privilege"] == {"old": "mixed", "new": True}
-    assert entry.changes["scheduled_update_setting"] == {"old": True, "new": False}
+    assert entry.changes["roaming_privilege"] == {"label": "Enable roaming mode", "old": "mixed", "new": True}
+    assert entry.changes["scheduled_update_setting"] == {
+        "label": "Enable scheduled update (Other Settings tab)",
+        "old": True,
+        "new": False,
+    }
     assert "update_now_privilege" not in entry.changes  # unchanged value: not a change
     assert entry.changes["clients_selected"] == 5
     assert entry.changes["clients_changed"] == 5
+    # Five clients are few enough to be named; the selection is kept for the audit log's link to them.
+    assert len(entry.changes["clients"]) == 5 and entry.changes["clients"] == sorted(entry.changes["clients"])
+    assert entry.changes["selection"] == {"root": False, "domains": [tree["ops"].pk], "clients": []}
 
 
 def test_a_stale_fingerprint_saves_nothing(tree, admin_user_obj):

@@ -6,6 +6,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 PUBLIC = {"login", "logout"}
+# Pages that list clients need "Can view client" besides being staff.
 
 
 def console_page_names() -> list[str]:

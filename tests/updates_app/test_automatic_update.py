@@ -127,7 +127,7 @@ def test_a_good_save_stores_the_values_and_confirms(superuser_client):
     assert auto.scan_after_update is True
     assert auto.revision == 2
     page = superuser_client.get(URL).content.decode()
-    assert "Automatic Update settings saved (5 change(s))" in page
+    assert "Automatic Update settings saved (5 changes)" in page
     assert "will apply the new configuration with their next update" in page
 
 
@@ -213,8 +213,8 @@ def test_unknown_fields_are_refused(superuser_client):
     response = superuser_client.post(URL, form_data(revision_hack="1", updated_by="1", start_time="09:00"))
     assert response.status_code == 200
     errors = response.context["form"].non_field_errors()
-    assert "Unknown field(s): revision_hack, updated_by" in errors[0]
-    assert "Unknown field(s): revision_hack, updated_by" in response.content.decode()
+    assert "Unknown fields: revision_hack, updated_by" in errors[0]
+    assert "Unknown fields: revision_hack, updated_by" in response.content.decode()
     assert snapshot() == before
 
 

@@ -162,7 +162,7 @@ def test_an_administrator_notifies_selected_clients_through_the_browser(logged_i
     assert page.inner_text("#confirm-count") == "1"
     page.click("button:has-text('OK')")
     page.wait_for_url("**/updates/runs/*/")
-    assert "Asked 1 client(s) to update now." in page.inner_text("main")
+    assert "Asked 1 client to update now." in page.inner_text("main")
     run = UpdateRun.objects.get()
     assert list(run.deliveries.values_list("client__hostname", flat=True)) == ["reception-pc"]
     page.goto(f"{live_server.url}{reverse('updates:summary')}")

@@ -88,7 +88,8 @@ def test_a_weekly_preview_names_its_next_window(staff_client):
     assert response.status_code == 200
     html = response.content.decode()
     assert number(html, "clients") == "3"
-    assert re.search(r"Fri \d{4}-\d{2}-\d{2} 09:30 to 12:30", html)
+    text = re.sub(r"<[^>]+>", "", html)
+    assert re.search(r"Friday \d{4}-\d{2}-\d{2} 09:30 UTC to \d{4}-\d{2}-\d{2} 12:30 UTC", text)
 
 
 @pytest.mark.django_db
@@ -135,16 +136,25 @@ def test_without_parameters_the_saved_schedule_is_previewed(staff_client):
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"frequency": "daily", "start_time": "12:00", "period_hours": "0"}, "greater than or equal to 1"),
-        ({"frequency": "daily", "start_time": "12:00", "period_hours": "25"}, "less than or equal to 24"),
-        ({"frequency": "daily", "start_time": "25:00", "period_hours": "2"}, "Enter a valid time"),
-        ({"frequency": "daily", "period_hours": "2"}, "required for this frequency"),
-        ({"frequency": "weekly", "start_time": "12:00", "period_hours": "2"}, "required for this frequency"),
+        (
+            {"frequency": "daily", "start_time": "12:00", "period_hours": "0"},
+            "Time period (hours): Ensure this value is greater than or equal to 1",
+        ),
+        (
+            {"frequency": "daily", "start_time": "12:00", "period_hours": "25"},
+            "Time period (hours): Ensure this value is less than or equal to 24",
+        ),
+        ({"frequency": "daily", "start_time": "25:00", "period_hours": "2"}, "Start time: Enter a valid time"),
+        ({"frequency": "daily", "period_hours": "2"}, "Start time: This field is required for this frequency"),
+        (
+            {"frequency": "weekly", "start_time": "12:00", "period_hours": "2"},
+            "Day of the week: This field is required",
+        ),
         ({"frequency": "weekly", "start_time": "12:00", "period_hours": "2", "weekday": "7"}, "valid choice"),
-        ({"frequency": "minutes", "interval_minutes": "60"}, "less than or equal to 59"),
-        ({"frequency": "hours", "interval_hours": "x"}, "Enter a whole number"),
-        ({"frequency": "yearly"}, "valid choice"),
-        ({"start_time": "12:00"}, "This field is required"),
+        ({"frequency": "minutes", "interval_minutes": "60"}, "Interval (minutes): Ensure this value is less than"),
+        ({"frequency": "hours", "interval_hours": "x"}, "Interval (hours): Enter a whole number"),
+        ({"frequency": "yearly"}, "Update frequency: Select a valid choice"),
+        ({"start_time": "12:00"}, "Update frequency: This field is required"),
     ],
 )
 def test_invalid_parameters_get_a_clear_message_and_a_400(staff_client, params, message):
@@ -155,6 +165,7 @@ def test_invalid_parameters_get_a_clear_message_and_a_400(staff_client, params, 
     html = response.content.decode()
     assert "the schedule is not valid yet" in html
     assert message in html
+    assert "_minutes" not in html and "_hours" not in html.replace("data-preview", "")  # no identifiers
     assert 'data-preview="clients"' not in html
     # Nothing changed.
     after = AutoUpdateSettings.load()

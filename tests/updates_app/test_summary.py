@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
@@ -10,8 +12,9 @@ from playwright.sync_api import expect
 
 from agents_app.models import Client, ConnectionStatus
 from tests.updates_app.engine import engine_round
+from updates_app.engine.handover import actions_for_checkin
 from updates_app.engine.runs import deliveries_create
-from updates_app.models import Component, ComponentVersion, Delivery, RunTrigger, UpdateRun
+from updates_app.models import Component, ComponentVersion, Delivery, DeliveryStatus, RunTrigger, UpdateRun
 
 SUMMARY = reverse("updates:summary")
 
@@ -61,6 +64,8 @@ def test_runs_show_their_progress(viewer_client, run_in_progress):
     assert f'data-run-id="{run.pk}" data-field="pending">1<' in page
     assert f'data-run-id="{run.pk}" data-field="updated">1<' in page
     progress = viewer_client.get(reverse("updates:run-progress"), {"run": [run.pk, "x"]}).json()
+    # The server's clock in the console's one format, for the "updated at" stamp.
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \w+", progress.pop("at"))
     assert progress == {
         "runs": {
             str(run.pk): {
@@ -93,7 +98,7 @@ def test_a_run_page_lists_deliveries_with_attempts_and_errors_filterable(viewer_
     url = reverse("updates:run-detail", args=[run_in_progress.pk])
     page = viewer_client.get(url).content.decode()
     assert page.count("<tr>") == 5  # header + 4 deliveries
-    assert "could not connect" in page and "via check-in" in page
+    assert "could not connect" in page and "waits for check-in" in page
     retrying = viewer_client.get(url, {"status": "retrying"}).content.decode()
     assert retrying.count("<tr>") == 2 and "could not connect" in retrying
     updated = viewer_client.get(url, {"status": "updated"}).content.decode()
@@ -112,9 +117,27 @@ def test_cancelling_a_run_needs_the_permission_and_stops_pending_deliveries(clie
     assert client.get(url).status_code == 405
     viewer_user.user_permissions.add(Permission.objects.get(codename="change_updaterun"))
     response = client.post(url, follow=True)
-    assert "2 pending or retrying delivery(ies) stopped" in response.content.decode()
+    assert "2 pending or retrying deliveries stopped" in response.content.decode()
     statuses = sorted(run_in_progress.deliveries.values_list("status", flat=True))
     assert statuses == ["cancelled", "cancelled", "delivered", "delivered"]
+
+
+@pytest.mark.django_db
+def test_a_delivery_whose_push_failed_and_that_was_handed_over_at_check_in_says_so(viewer_client, run_in_progress):
+    url = reverse("updates:run-detail", args=[run_in_progress.pk])
+    failing = Delivery.objects.get(run=run_in_progress, status=DeliveryStatus.RETRYING)
+    before = viewer_client.get(url, {"status": "retrying"}).content.decode()
+    assert "handed over at check-in" not in before
+    # The client checks in: its retrying notification is handed over in the answer.
+    actions_for_checkin(failing.client, event="heartbeat", reported_versions={})
+    page = viewer_client.get(url, {"status": "delivered"}).content.decode()
+    row = next(r for r in page.split("<tr>") if failing.client.hostname in r)
+    assert "Delivered" in row and "could not connect" in row and "handed over at check-in" in row
+    assert "Pushing it failed" in row
+    # The two delivered by push carry no such mark.
+    pushed = [r for r in page.split("<tr>")[2:] if failing.client.hostname not in r]
+    assert pushed and all("handed over at check-in" not in r for r in pushed)
+    assert "Cancelled via check-in" not in page
 
 
 @pytest.mark.django_db

@@ -44,7 +44,7 @@ def deliveries_hand_over(*, client: Client) -> list[Delivery]:
     handed = (
         Delivery.objects.filter(client=client)
         .filter(Q(status=DeliveryStatus.RETRYING) | Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now))
-        .update(**claim_released(status=DeliveryStatus.DELIVERED, delivered_at=now))
+        .update(**claim_released(status=DeliveryStatus.DELIVERED, delivered_at=now, at_checkin=True))
     )
     if not handed:
         return []

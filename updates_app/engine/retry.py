@@ -15,6 +15,7 @@ import datetime as dt
 from django.conf import settings
 from django.db.models import Case, Value, When
 
+from console import wording
 from updates_app.models import DeliveryStatus
 
 
@@ -39,6 +40,4 @@ def status_after_failure() -> Case:
 
 def describe() -> str:
     """The rule in words, for the screens (the demo runs with short settings and says so)."""
-    seconds = settings.NOTIFY_RETRY_INTERVAL_SECONDS
-    interval = f"{seconds // 60} minutes" if seconds % 60 == 0 else f"{seconds} seconds"
-    return f"again every {interval}, {max_attempts()} attempts in all"
+    return f"again {wording.every(retry_interval())}, {max_attempts()} attempts in all"

@@ -138,7 +138,9 @@ def run_create_manual(*, created_by, clients: ClientQuerySet) -> UpdateRun:
     """A Manual Update: notify these clients to update now, through the same engine."""
     run = UpdateRun.objects.create(trigger=RunTrigger.MANUAL, scan_after=False, created_by=created_by)
     count = deliveries_create(run=run, clients=clients.active())
-    audit_record(actor=created_by, action="manual update", target=str(run), changes={"clients": count})
+    audit_record(
+        actor=created_by, action="manual update", target=str(run), changes={"clients_notified": count, "run": run.pk}
+    )
     _log_new_run(run, count)
     return run
 
@@ -163,7 +165,12 @@ def run_cancel(*, run: UpdateRun, cancelled_by) -> int:
     stopped = locked.deliveries.filter(status__in=OPEN_STATUSES).update(
         **claim_released(status=DeliveryStatus.CANCELLED)
     )
-    audit_record(actor=cancelled_by, action="cancel update run", target=str(run), changes={"cancelled": stopped})
+    audit_record(
+        actor=cancelled_by,
+        action="cancel update run",
+        target=str(run),
+        changes={"deliveries_stopped": stopped, "run": run.pk},
+    )
     return stopped
 
 
@@ -195,6 +202,7 @@ def restart_delivery_create(*, client: Client, scan_after: bool) -> Delivery:
             "next_attempt_at": now,
             "delivered_at": now,
             "push": False,
+            "at_checkin": True,
         },
     )
     if not created:

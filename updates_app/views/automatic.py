@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from agents_app.models import Client
+from console import wording
 from updates_app.autoupdate import StaleSettings, autoupdate_settings_save, settings_differences
 from updates_app.forms import AutoUpdateSettingsForm
 from updates_app.models import AutoUpdateSettings, Frequency
@@ -56,8 +57,8 @@ def automatic_update(request: HttpRequest) -> HttpResponse:
         when = "within a day (configurations are updated only once per day)" if once_a_day else "with their next update"
         messages.success(
             request,
-            f"Automatic Update settings saved ({len(result.changes)} change(s)). "
-            f"{clients} client(s) will apply the new configuration {when}.",
+            f"Automatic Update settings saved ({wording.plural(len(result.changes), 'change')}). "
+            f"{wording.plural(clients, 'client')} will apply the new configuration {when}.",
         )
     else:
         messages.info(request, "No changes to save.")

@@ -20,8 +20,9 @@ def home(request: HttpRequest) -> HttpResponse:
         counts[row["status"]] = row["n"]
     context = {
         "can_view_clients": True,
-        "status_counts": [(label, counts[value]) for value, label in ConnectionStatus.choices],
+        # (status, label, count): each card links to the client list of that status.
+        "status_counts": [(value, label, counts[value]) for value, label in ConnectionStatus.choices],
         "total_clients": sum(counts.values()),
-        "recent_runs": UpdateRun.objects.select_related("created_by")[:5],
+        "recent_runs": UpdateRun.objects.select_related("created_by", "component_version__component")[:5],
     }
     return render(request, "updates_app/overview.html", context)

@@ -12,20 +12,30 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from agents_app import tree
 from agents_app.models import Client, ConnectionStatus
+from console import wording
+from console.exports import csv_download
 from console.permissions import VIEW_CLIENTS, permission_required_or_403
 from updates_app.engine import retry
 from updates_app.engine.runs import run_cancel, run_create_manual
 from updates_app.forms import SELECTED, ManualUpdateForm
 from updates_app.models import DeliveryStatus, UpdateRun
-from updates_app.summary import client_deliveries, component_standings, progress_of, runs_with_progress
+from updates_app.summary import (
+    DELIVERY_CSV_HEADER,
+    client_deliveries,
+    component_standings,
+    delivery_csv_rows,
+    progress_of,
+    runs_with_progress,
+)
 from updates_app.tasks import dispatch_soon
 
 MANUAL_CRUMBS = ["Updates", "Networked Computers", "Manual Update"]
@@ -62,7 +72,7 @@ def manual_update(request: HttpRequest) -> HttpResponse:
                     return redirect("updates:manual-update")
             run = run_create_manual(created_by=request.user, clients=clients)
             dispatch_soon()
-            messages.success(request, f"Asked {count} client(s) to update now.")
+            messages.success(request, f"Asked {wording.plural(count, 'client')} to update now.")
             return redirect("updates:run-detail", pk=run.pk)
         else:
             context = {
@@ -94,7 +104,10 @@ def manual_update(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @permission_required_or_403(VIEW_CLIENTS)
-def summary(request: HttpRequest) -> HttpResponse:
+def summary(request: HttpRequest) -> HttpResponseBase:
+    """The Update Summary; ?export=csv downloads its component table."""
+    if request.GET.get("export") == "csv":
+        return _components_csv()
     page = Paginator(runs_with_progress(), 25).get_page(request.GET.get("page"))
     context = {
         "standings": component_standings(),
@@ -108,18 +121,30 @@ def summary(request: HttpRequest) -> HttpResponse:
     return render(request, "updates_app/summary.html", context)
 
 
+def _components_csv() -> HttpResponseBase:
+    """The Update Summary's component table as CSV."""
+    header = ["Component", "Server version", "Last updated", "Clients", "Outdated clients", "Outdated share"]
+    rows = (
+        [s.component.name, s.latest_label, s.last_updated, s.clients, s.outdated, f"{s.outdated_rate:.1%}"]
+        for s in component_standings()
+    )
+    return csv_download(filename="component-compliance", header=header, rows=rows)
+
+
 @require_GET
 @permission_required_or_403(VIEW_CLIENTS)
 def run_progress(request: HttpRequest) -> JsonResponse:
     """Progress counts for ?run=1&run=2..., polled by the pages to refresh without a reload."""
     ids = [int(v) for v in request.GET.getlist("run")[:100] if v.isdigit()]
     runs = runs_with_progress().filter(pk__in=ids)
-    return JsonResponse({"runs": {str(pk): counts for pk, counts in progress_of(runs).items()}})
+    return JsonResponse(
+        {"runs": {str(pk): counts for pk, counts in progress_of(runs).items()}, "at": wording.moment(timezone.now())}
+    )
 
 
 @require_GET
 @permission_required_or_403(VIEW_CLIENTS)
-def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def run_detail(request: HttpRequest, pk: int) -> HttpResponseBase:
     run = get_object_or_404(runs_with_progress(), pk=pk)
     status = request.GET.get("status", "")
     search = request.GET.get("q", "").strip()
@@ -132,6 +157,11 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         status = ""
     if search:
         deliveries = deliveries.filter(Q(client__hostname__icontains=search) | Q(client__ip_address__startswith=search))
+    query_string = urlencode({k: v for k, v in {"status": status, "q": search}.items() if v})
+    if request.GET.get("export") == "csv":
+        return csv_download(
+            filename=f"run-{run.pk}-deliveries", header=DELIVERY_CSV_HEADER, rows=delivery_csv_rows(deliveries)
+        )
     page = Paginator(deliveries, 50).get_page(request.GET.get("page"))
     context = {
         "run": run,
@@ -139,7 +169,8 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "status": status,
         "search": search,
         "statuses": DeliveryStatus.choices,
-        "query_string": urlencode({k: v for k, v in {"status": status, "q": search}.items() if v}),
+        "query_string": query_string,
+        "csv_query": urlencode({k: v for k, v in {"status": status, "q": search, "export": "csv"}.items() if v}),
         "can_cancel": request.user.has_perm("updates_app.change_updaterun") and not run.cancelled_at,
         "progress_url": reverse("updates:run-progress"),
         "retry_rule": retry.describe(),
@@ -159,7 +190,10 @@ def run_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
         messages.info(request, f"{run} was already cancelled.")
     else:
         stopped = run_cancel(run=run, cancelled_by=request.user)
-        messages.success(request, f"{run} cancelled: {stopped} pending or retrying delivery(ies) stopped.")
+        messages.success(
+            request,
+            f"{run} cancelled: {wording.plural(stopped, 'pending or retrying delivery', 'pending or retrying deliveries')} stopped.",
+        )
     return redirect("updates:run-detail", pk=run.pk)
 
 
