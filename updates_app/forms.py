@@ -21,10 +21,10 @@ from django import forms
 from django.conf import settings
 from django.db import models
 
-from agents_app.models import Client, ClientQuerySet
+from agents_app.models import ClientQuerySet
 from agents_app.privileges import Selection, SelectionError, selection_resolve
 from updates_app.autoupdate import EDITABLE_FIELDS, fields_ignored_for
-from updates_app.compliance import outdated_client_ids
+from updates_app.compliance import compliance_counts, outdated_clients
 from updates_app.models import FREQUENCY_FIELDS, AutoUpdateSettings, Frequency, Weekday
 
 # Besides the settings themselves, a POST carries only these.
@@ -219,9 +219,15 @@ class ManualUpdateForm(forms.Form):
     def chosen_clients(self) -> ClientQuerySet:
         """The clients this form asks for, as one queryset."""
         if self.cleaned_data["target"] == OUTDATED:
-            return Client.objects.active().filter(pk__in=outdated_client_ids())
+            return outdated_clients()
         assert self.selection is not None  # clean() resolved it for "selected"
         return self.selection.clients().active()
+
+    def chosen_count(self) -> int:
+        """How many clients ``chosen_clients`` holds; the outdated ones are counted from the tallies."""
+        if self.cleaned_data["target"] == OUTDATED:
+            return compliance_counts().outdated_clients
+        return self.chosen_clients().count()
 
     def hidden_selection(self) -> list[tuple[str, str]]:
         """The selection again, for the confirmation form."""

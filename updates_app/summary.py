@@ -2,52 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from agents_app.models import Client
-from updates_app.compliance import is_behind
-from updates_app.models import Component, Delivery, DeliveryStatus, UpdateRun
-from updates_app.version_labels import version_label
+from updates_app.compliance import Compliance, compliance_counts
+from updates_app.models import Delivery, DeliveryStatus, UpdateRun
 
 PROGRESS_FIELDS = ("total", "pending", "delivered", "retrying", "gave_up", "stopped", "updated")
 
 
-@dataclass(frozen=True)
-class ComponentStanding:
-    component: Component
-    latest_number: int | None
-    last_updated: object
-    outdated: int
-    clients: int
-
-    @property
-    def latest_label(self) -> str | None:
-        return None if self.latest_number is None else version_label(self.latest_number)
-
-    @property
-    def outdated_rate(self) -> float:
-        return self.outdated / self.clients if self.clients else 0.0
-
-
-def component_standings() -> list[ComponentStanding]:
-    """Per component: the server's version, its date, and how many clients are behind."""
-    components = list(Component.objects.annotate(latest=Max("versions__number"), last=Max("versions__released_at")))
-    behind = dict.fromkeys((c.slug for c in components), 0)
-    total = 0
-    for reported in Client.objects.active().values_list("component_versions", flat=True).iterator(chunk_size=2000):
-        total += 1
-        versions = reported if isinstance(reported, dict) else {}
-        for component in components:
-            if component.latest is not None and is_behind(versions.get(component.slug), component.latest):
-                behind[component.slug] += 1
-    return [
-        ComponentStanding(
-            component=c, latest_number=c.latest, last_updated=c.last, outdated=behind[c.slug], clients=total
-        )
-        for c in components
-    ]
+def component_standings() -> Compliance:
+    """Per component: the server's version, its date, and the clients up to date, outdated, inconsistent, unknown."""
+    return compliance_counts()
 
 
 def runs_with_progress() -> QuerySet[UpdateRun]:

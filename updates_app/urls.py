@@ -1,6 +1,6 @@
 from django.urls import path
 
-from updates_app.views import automatic, runs, schedule
+from updates_app.views import automatic, compliance, runs, schedule
 
 app_name = "updates"
 
@@ -13,5 +13,6 @@ urlpatterns = [
     path("runs/<int:pk>/", runs.run_detail, name="run-detail"),
     path("runs/<int:pk>/cancel/", runs.run_cancel_view, name="run-cancel"),
     path("clients/<int:pk>/deliveries/", runs.client_history, name="client-deliveries"),
+    path("compliance/clients/", compliance.compliance_clients, name="compliance-clients"),
     path("schedule/late/", schedule.late_clients_page, name="late-clients"),
 ]

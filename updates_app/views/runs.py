@@ -22,7 +22,7 @@ from agents_app import tree
 from agents_app.models import Client
 from updates_app.engine import retry
 from updates_app.engine.runs import run_cancel, run_create_manual
-from updates_app.forms import SELECTED, ManualUpdateForm
+from updates_app.forms import OUTDATED, SELECTED, ManualUpdateForm
 from updates_app.models import DeliveryStatus, UpdateRun
 from updates_app.summary import client_deliveries, component_standings, progress_of, runs_with_progress
 from updates_app.tasks import dispatch_soon
@@ -51,10 +51,14 @@ def manual_update(request: HttpRequest) -> HttpResponse:
         form = ManualUpdateForm(data)
     else:
         form = ManualUpdateForm()
+    nothing_outdated = False
     if form.is_bound and form.is_valid():
         clients = form.chosen_clients()
-        count = clients.count()
-        if count == 0:
+        count = form.chosen_count()
+        if count == 0 and form.cleaned_data["target"] == OUTDATED:
+            # An ordinary answer, not an error: every client is current (or ahead, or unknown).
+            nothing_outdated = True
+        elif count == 0:
             form.add_error(None, "No client matches: nothing to notify.")
         elif request.method == "POST" and request.POST.get("confirm") == "yes":
             run = run_create_manual(created_by=request.user, clients=clients)
@@ -75,6 +79,7 @@ def manual_update(request: HttpRequest) -> HttpResponse:
             return render(request, "updates_app/manual_confirm.html", context)
     context = {
         "form": form,
+        "nothing_outdated": nothing_outdated,
         "standings": component_standings(),
         "domains": list(tree.top_level_domains()),
         "can_notify": request.user.has_perm("updates_app.add_updaterun"),
