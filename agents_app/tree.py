@@ -18,7 +18,10 @@ CLIENT_COLUMNS = ("pk", "hostname", "ip_address", "status", "component_versions"
 
 
 def _with_counts(domains: QuerySet[Domain]) -> QuerySet[Domain]:
-    return Domain.objects.add_related_count(domains, Client, "domain", "client_count", cumulative=True)
+    # Revoked clients (inactive ones among them) have left the tree.
+    return Domain.objects.add_related_count(
+        domains, Client, "domain", "client_count", cumulative=True, extra_filters={"revoked_at__isnull": True}
+    )
 
 
 def top_level_domains() -> QuerySet[Domain]:
@@ -45,13 +48,13 @@ def _client_rows(clients: QuerySet[Client]) -> QuerySet[Client]:
 
 
 def domain_clients_page(domain: Domain, page_number: str | int | None) -> Page:
-    clients = _client_rows(Client.objects.filter(domain=domain)).order_by("hostname", "pk")
+    clients = _client_rows(Client.objects.active().filter(domain=domain)).order_by("hostname", "pk")
     return Paginator(clients, CLIENTS_PER_PAGE).get_page(page_number)
 
 
 def client_search_page(*, query: str, status: str, page_number: str | int | None) -> Page:
     """Clients whose hostname or IP address contains ``query``, optionally of one status."""
-    clients = Client.objects.all()
+    clients = Client.objects.active()
     query = query.strip()
     if query:
         clients = clients.filter(Q(hostname__icontains=query) | Q(ip_address__startswith=query))

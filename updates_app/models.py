@@ -251,6 +251,11 @@ class UpdateRun(models.Model):
     window_start = models.DateTimeField(null=True, blank=True)
     window_end = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    # The run's progress counts, kept forever once its deliveries' detail is
+    # removed after DELIVERY_RETENTION_DAYS (updates_app/retention.py); until
+    # then they are counted from the deliveries.
+    kept_counts = models.JSONField(null=True, blank=True)
+    details_pruned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

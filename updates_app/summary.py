@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import QuerySet
 
 from agents_app.models import Client
 from updates_app.compliance import Compliance, compliance_counts
-from updates_app.models import Delivery, DeliveryStatus, UpdateRun
-
-PROGRESS_FIELDS = ("total", "pending", "delivered", "retrying", "gave_up", "stopped", "updated")
+from updates_app.models import Delivery, UpdateRun
+from updates_app.progress import PROGRESS_FIELDS, progress_attach
 
 
 def component_standings() -> Compliance:
@@ -16,24 +15,22 @@ def component_standings() -> Compliance:
     return compliance_counts()
 
 
+__all__ = ["PROGRESS_FIELDS", "component_standings", "progress_attach", "progress_of", "runs_with_progress"]
+
+
 def runs_with_progress() -> QuerySet[UpdateRun]:
-    """Runs annotated with their deliveries' progress, counted in the same query."""
-    open_now = [DeliveryStatus.PENDING, DeliveryStatus.SENDING]
-    stopped = [DeliveryStatus.SUPERSEDED, DeliveryStatus.CANCELLED]
+    """Runs, newest first; ``progress_of``/``progress_attach`` count the progress of a page of them.
+
+    Counting per page (one grouped query over those runs' deliveries) keeps the
+    Summary as fast with millions of old delivery rows as with none: a join of
+    every run with every delivery would read them all.
+    """
     runs = UpdateRun.objects.select_related("created_by", "component_version__component")
-    return runs.order_by("-created_at", "-pk").annotate(
-        total=Count("deliveries"),
-        pending=Count("deliveries", filter=Q(deliveries__status__in=open_now)),
-        delivered=Count("deliveries", filter=Q(deliveries__status=DeliveryStatus.DELIVERED)),
-        retrying=Count("deliveries", filter=Q(deliveries__status=DeliveryStatus.RETRYING)),
-        gave_up=Count("deliveries", filter=Q(deliveries__status=DeliveryStatus.GAVE_UP)),
-        stopped=Count("deliveries", filter=Q(deliveries__status__in=stopped)),
-        updated=Count("deliveries", filter=Q(deliveries__update_reported_at__isnull=False)),
-    )
+    return runs.order_by("-created_at", "-pk")
 
 
 def progress_of(runs) -> dict[int, dict[str, int]]:
-    return {run.pk: {field: getattr(run, field) for field in PROGRESS_FIELDS} for run in runs}
+    return {run.pk: {field: getattr(run, field) for field in PROGRESS_FIELDS} for run in progress_attach(runs)}
 
 
 def client_deliveries(client: Client) -> QuerySet[Delivery]:

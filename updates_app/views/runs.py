@@ -24,7 +24,13 @@ from updates_app.engine import retry
 from updates_app.engine.runs import run_cancel, run_create_manual
 from updates_app.forms import OUTDATED, SELECTED, ManualUpdateForm
 from updates_app.models import DeliveryStatus, UpdateRun
-from updates_app.summary import client_deliveries, component_standings, progress_of, runs_with_progress
+from updates_app.summary import (
+    client_deliveries,
+    component_standings,
+    progress_attach,
+    progress_of,
+    runs_with_progress,
+)
 from updates_app.tasks import dispatch_soon
 
 MANUAL_CRUMBS = ["Updates", "Networked Computers", "Manual Update"]
@@ -96,6 +102,7 @@ def manual_update(request: HttpRequest) -> HttpResponse:
 @require_GET
 def summary(request: HttpRequest) -> HttpResponse:
     page = Paginator(runs_with_progress(), 25).get_page(request.GET.get("page"))
+    page.object_list = progress_attach(page.object_list)
     context = {
         "standings": component_standings(),
         "page": page,
@@ -119,6 +126,7 @@ def run_progress(request: HttpRequest) -> JsonResponse:
 @require_GET
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(runs_with_progress(), pk=pk)
+    progress_attach([run])
     status = request.GET.get("status", "")
     search = request.GET.get("q", "").strip()
     deliveries = run.deliveries.select_related("client").order_by("client__hostname", "pk")
@@ -139,6 +147,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "statuses": DeliveryStatus.choices,
         "query_string": urlencode({k: v for k, v in {"status": status, "q": search}.items() if v}),
         "can_cancel": request.user.has_perm("updates_app.change_updaterun") and not run.cancelled_at,
+        "retention_days": settings.DELIVERY_RETENTION_DAYS,
         "progress_url": reverse("updates:run-progress"),
         "retry_rule": retry.describe(),
         "demo": settings.CONSOLE_DEMO,
