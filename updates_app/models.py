@@ -251,10 +251,18 @@ class UpdateRun(models.Model):
     window_start = models.DateTimeField(null=True, blank=True)
     window_end = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
-    # The run's progress counts, kept forever once its deliveries' detail is
-    # removed after DELIVERY_RETENTION_DAYS (updates_app/retention.py); until
-    # then they are counted from the deliveries.
-    kept_counts = models.JSONField(null=True, blank=True)
+    # The run's progress counts, kept on the run (forever) once it is finished
+    # and settled (updates_app/retention.py); until then they are counted from
+    # the deliveries, which go after DELIVERY_RETENTION_DAYS. A late report of
+    # an update still adds to kept_updated (engine/reports.py).
+    counts_kept_at = models.DateTimeField(null=True, blank=True)
+    kept_total = models.PositiveIntegerField(null=True, blank=True)
+    kept_pending = models.PositiveIntegerField(null=True, blank=True)
+    kept_delivered = models.PositiveIntegerField(null=True, blank=True)
+    kept_retrying = models.PositiveIntegerField(null=True, blank=True)
+    kept_gave_up = models.PositiveIntegerField(null=True, blank=True)
+    kept_stopped = models.PositiveIntegerField(null=True, blank=True)
+    kept_updated = models.PositiveIntegerField(null=True, blank=True)
     details_pruned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

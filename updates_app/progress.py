@@ -1,8 +1,8 @@
 """A run's progress: how many of its deliveries are pending, delivered, retrying, given up, stopped, updated.
 
 Counted from the deliveries while they are kept; a run whose detail was
-removed after the retention period (updates_app/retention.py) carries the
-counts it had then in ``UpdateRun.kept_counts``, forever.
+run that is finished and settled carries its counts in ``UpdateRun.kept_*``
+(updates_app/retention.py), forever, so old runs cost nothing to show.
 """
 
 from __future__ import annotations
@@ -45,12 +45,24 @@ def progress_counts(run_ids: Iterable[int]) -> dict[int, dict[str, int]]:
     return counts
 
 
+def kept_counts(run: UpdateRun) -> dict[str, int] | None:
+    """The counts stored on the run, or None while they are counted from its deliveries."""
+    if run.counts_kept_at is None:
+        return None
+    return {field: getattr(run, f"kept_{field}") or 0 for field in PROGRESS_FIELDS}
+
+
+def kept_fields(counts: dict[str, int]) -> dict[str, int]:
+    """The UpdateRun fields that store ``counts``."""
+    return {f"kept_{field}": counts[field] for field in PROGRESS_FIELDS}
+
+
 def progress_attach(runs: Iterable[UpdateRun]) -> list[UpdateRun]:
-    """Set ``total``, ``pending``, ... on each run: kept counts for pruned runs, counted ones for the others."""
+    """Set ``total``, ``pending``, ... on each run: kept counts where stored, counted ones for the others."""
     runs = list(runs)
-    counted = progress_counts(run.pk for run in runs if run.kept_counts is None)
+    counted = progress_counts(run.pk for run in runs if run.counts_kept_at is None)
     for run in runs:
-        values = run.kept_counts if run.kept_counts is not None else counted[run.pk]
+        values = kept_counts(run) or counted[run.pk]
         for field in PROGRESS_FIELDS:
-            setattr(run, field, values.get(field, 0))
+            setattr(run, field, values[field])
     return runs

@@ -3,15 +3,17 @@
 Every download makes one delivery per client: with 100,000 clients and
 patterns updated several times a day that is millions of rows a day. So:
 
-- **Runs are kept forever, with their counts.** When a finished run (no
-  delivery pending, sending or retrying) is older than DELIVERY_RETENTION_DAYS,
-  its progress counts are stored on the run (``UpdateRun.kept_counts``) and its
-  per-delivery detail is removed; the Summary and the run's page show the
-  kept counts from then on (updates_app/progress.py).
+- **Runs are kept forever, with their counts.** Once a run is finished (no
+  delivery pending, sending or retrying) and settled (two days old: it takes
+  no new deliveries), its progress counts are stored on the run
+  (``UpdateRun.kept_*``), so the Summary never counts an old run's rows
+  again (updates_app/progress.py); a late report still adds to kept_updated.
+  When it is older than DELIVERY_RETENTION_DAYS its per-delivery detail is
+  removed; the counts stay.
 - **Deleting never holds long locks.** Rows go in statements of
   RETENTION_BATCH_SIZE, each its own short transaction, at most
   RETENTION_MAX_BATCHES per beat round; a run half-deleted when the round ends
-  (``kept_counts`` set, ``details_pruned_at`` not yet) is finished next round.
+  (``details_pruned_at`` not set yet) is finished next round.
 - **Inactive clients leave the tree** (the original's Administration >
   Inactive Clients): clients silent for longer than INACTIVE_CLIENT_DAYS (0:
   never) are revoked, with one audit entry per sweep, and drop out of the tree,
@@ -34,10 +36,13 @@ from agents_app.models import Client, ConnectionStatus
 from console.audit import audit_record
 from updates_app.compliance import client_versions_forget
 from updates_app.models import Delivery, DeliveryStatus, UpdateRun
-from updates_app.progress import progress_counts
+from updates_app.progress import kept_fields, progress_counts
 
 UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.RETRYING)
 RUNS_PER_ROUND = 100
+# A run takes no new deliveries after this (a restart run collects a day's, a
+# window lasts 24 hours at most): from then on its counts can be kept.
+SETTLED_AFTER = dt.timedelta(days=2)
 AUDIT_NAMES = 1000  # hostnames listed in one audit entry
 
 
@@ -54,21 +59,27 @@ def _retention_cutoff(now: dt.datetime) -> dt.datetime:
     return now - dt.timedelta(days=settings.DELIVERY_RETENTION_DAYS)
 
 
-def runs_due_for_pruning(*, now: dt.datetime) -> list[UpdateRun]:
-    """Finished runs older than the retention period whose counts are not stored yet (oldest first)."""
+def runs_due_for_counts(*, now: dt.datetime) -> list[UpdateRun]:
+    """Finished, settled runs whose counts are not stored yet (oldest first, a bounded number)."""
     unfinished = Delivery.objects.filter(run=OuterRef("pk"), status__in=UNFINISHED)
     return list(
-        UpdateRun.objects.filter(created_at__lt=_retention_cutoff(now), kept_counts__isnull=True)
+        UpdateRun.objects.filter(created_at__lt=now - SETTLED_AFTER, counts_kept_at__isnull=True)
         .exclude(Exists(unfinished))
         .order_by("created_at", "pk")[:RUNS_PER_ROUND]
     )
 
 
-def run_counts_keep(*, run: UpdateRun) -> None:
-    """Store the run's counts on it (one short transaction): from now on its detail may go."""
+def run_counts_keep(*, run: UpdateRun, now: dt.datetime) -> None:
+    """Store the run's counts on it, in one short transaction that holds only the run's row.
+
+    The row is locked first: a report of an update arriving meanwhile either
+    was counted here or waits and adds itself to kept_updated (engine/reports.py).
+    """
     with transaction.atomic():
+        if not UpdateRun.objects.select_for_update().filter(pk=run.pk, counts_kept_at__isnull=True).exists():
+            return
         counts = progress_counts([run.pk])[run.pk]
-        UpdateRun.objects.filter(pk=run.pk, kept_counts__isnull=True).update(kept_counts=counts)
+        UpdateRun.objects.filter(pk=run.pk).update(counts_kept_at=now, **kept_fields(counts))
 
 
 def _delete_batch(queryset, batch_size: int) -> int:
@@ -81,16 +92,21 @@ def _delete_batch(queryset, batch_size: int) -> int:
 
 
 def delivery_details_prune(*, now: dt.datetime | None = None, budget: int | None = None) -> tuple[int, int, int]:
-    """Keep the counts of due runs and remove their deliveries in batches; (kept, pruned, removed)."""
+    """Keep the counts of settled runs, remove the deliveries of those past retention in batches.
+
+    Returns (runs whose counts were kept, runs fully pruned, deliveries removed).
+    """
     now = now or timezone.now()
     batch = settings.RETENTION_BATCH_SIZE
     budget = settings.RETENTION_MAX_BATCHES if budget is None else budget
-    due = runs_due_for_pruning(now=now)
+    due = runs_due_for_counts(now=now)
     for run in due:
-        run_counts_keep(run=run)
+        run_counts_keep(run=run, now=now)
     removed = pruned = 0
-    pruning = UpdateRun.objects.filter(kept_counts__isnull=False, details_pruned_at__isnull=True)
-    for run_id in pruning.order_by("created_at", "pk").values_list("pk", flat=True):
+    expired = UpdateRun.objects.filter(
+        counts_kept_at__isnull=False, details_pruned_at__isnull=True, created_at__lt=_retention_cutoff(now)
+    )
+    for run_id in expired.order_by("created_at", "pk").values_list("pk", flat=True):
         while budget > 0:
             budget -= 1
             n = _delete_batch(Delivery.objects.filter(run_id=run_id), batch)

@@ -16,7 +16,9 @@ from console.models import AuditEntry
 from tests.agents_app.factories import add_clients
 from tests.updates_app.test_compliance import reporting_client
 from updates_app.compliance import compliance_counts
+from updates_app.engine.reports import delivery_mark_updated
 from updates_app.models import Delivery, DeliveryStatus, RunTrigger, UpdateRun
+from updates_app.progress import kept_counts
 from updates_app.retention import (
     delivery_details_prune,
     inactive_clients_retire,
@@ -72,12 +74,12 @@ def test_a_finished_run_past_retention_keeps_its_counts_and_loses_its_detail(fle
         "updated": 100,
     }
 
-    assert delivery_details_prune(now=NOW) == (1, 1, 250)
+    assert delivery_details_prune(now=NOW) == (2, 1, 250)  # both settled: counts kept; the old one pruned
 
     assert not Delivery.objects.filter(run=old).exists()
     assert Delivery.objects.filter(run=recent).count() == 250
     old.refresh_from_db()
-    assert old.kept_counts == before and old.details_pruned_at == NOW
+    assert kept_counts(old) == before and old.details_pruned_at == NOW
     assert progress(old) == before  # the Summary and the live refresh show the kept counts
     page = superuser_client.get(reverse("updates:summary")).content.decode()
     assert f'data-run-id="{old.pk}" data-field="gave_up">125<' in page
@@ -87,13 +89,29 @@ def test_a_finished_run_past_retention_keeps_its_counts_and_loses_its_detail(fle
     assert delivery_details_prune(now=NOW) == (0, 0, 0)
 
 
+def test_a_settled_run_keeps_its_counts_and_a_late_report_still_adds_to_them(fleet, settings):
+    settings.DELIVERY_RETENTION_DAYS = 30
+    run = run_with(fleet, age_days=3, updated=10)
+    fresh = run_with(fleet, age_days=1)
+    assert delivery_details_prune(now=NOW) == (1, 0, 0)  # counts kept; the detail stays for now
+    run.refresh_from_db()
+    assert run.kept_updated == 10 and Delivery.objects.filter(run=run).count() == 250
+    fresh.refresh_from_db()
+    assert fresh.counts_kept_at is None  # not settled yet
+
+    late = Delivery.objects.filter(run=run, update_reported_at=None).first()
+    delivery_mark_updated(client=late.client, delivery_id=late.pk, at=NOW)
+    delivery_mark_updated(client=late.client, delivery_id=late.pk, at=NOW)  # a repeat counts once
+    assert progress(run)["updated"] == 11
+
+
 def test_an_unfinished_run_keeps_its_detail_whatever_its_age(fleet, settings):
     settings.DELIVERY_RETENTION_DAYS = 30
     run = run_with(fleet, age_days=90, statuses=(DeliveryStatus.DELIVERED, DeliveryStatus.RETRYING))
     assert delivery_details_prune(now=NOW) == (0, 0, 0)
     assert Delivery.objects.filter(run=run).count() == 250
     run.refresh_from_db()
-    assert run.kept_counts is None
+    assert run.counts_kept_at is None
 
 
 def test_detail_goes_in_bounded_batches_over_several_rounds(fleet, settings):
@@ -103,7 +121,7 @@ def test_detail_goes_in_bounded_batches_over_several_rounds(fleet, settings):
     kept, pruned, removed = delivery_details_prune(now=NOW, budget=2)
     assert (kept, pruned, removed) == (1, 0, 200)  # two statements of 100 rows, then the round ends
     run.refresh_from_db()
-    assert run.kept_counts["total"] == 250 and run.details_pruned_at is None
+    assert run.kept_total == 250 and run.details_pruned_at is None
     assert progress(run)["total"] == 250  # counts stay right while half deleted
     assert delivery_details_prune(now=NOW, budget=2) == (0, 1, 50)
     assert not Delivery.objects.filter(run=run).exists()
