@@ -35,10 +35,9 @@ from django.utils import timezone
 from agents_app.models import Client, ConnectionStatus
 from console.audit import audit_record
 from updates_app.compliance import client_versions_forget
-from updates_app.models import Delivery, DeliveryStatus, UpdateRun
+from updates_app.models import UNFINISHED_STATUSES, Delivery, UpdateRun
 from updates_app.progress import kept_fields, progress_counts
 
-UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.RETRYING)
 RUNS_PER_ROUND = 100
 # A run takes no new deliveries after this (a restart run collects a day's, a
 # window lasts 24 hours at most): from then on its counts can be kept.
@@ -61,7 +60,7 @@ def _retention_cutoff(now: dt.datetime) -> dt.datetime:
 
 def runs_due_for_counts(*, now: dt.datetime) -> list[UpdateRun]:
     """Finished, settled runs whose counts are not stored yet (oldest first, a bounded number)."""
-    unfinished = Delivery.objects.filter(run=OuterRef("pk"), status__in=UNFINISHED)
+    unfinished = Delivery.objects.filter(run=OuterRef("pk"), status__in=UNFINISHED_STATUSES)
     return list(
         UpdateRun.objects.filter(created_at__lt=now - SETTLED_AFTER, counts_kept_at__isnull=True)
         .exclude(Exists(unfinished))
