@@ -229,3 +229,33 @@ def test_forgetting_a_client_takes_it_out_of_every_count(mixed_fleet):
     compliance = compliance_counts()
     assert compliance.clients == 5 and compliance.outdated_clients == 2
     assert not ClientProfile.objects.filter(client__in=[mixed_fleet["b"], mixed_fleet["f"]]).exists()
+
+
+@pytest.mark.django_db
+def test_the_recount_command_repairs_tallies_after_a_delete_behind_their_back(mixed_fleet, capsys):
+    from django.core.management import call_command
+
+    Client.objects.filter(pk=mixed_fleet["b"].pk).delete()  # the admin's delete: the tally is not told
+    assert compliance_counts().clients == 7
+    call_command("compliance_recount")
+    assert compliance_counts().clients == 6 and compliance_counts().outdated_clients == 2
+    assert "Recounted 6 active client(s)." in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_the_data_migration_fills_the_tables_from_what_clients_reported(domain):
+    import importlib
+
+    from django.apps import apps
+
+    fill = importlib.import_module("updates_app.migrations.0006_fill_client_component_versions").fill
+    versions_of(Component.objects.create(slug="virus_pattern", name="Virus Pattern"), 1, 2)
+    for name, reported in (("x", {"virus_pattern": "0.002.00"}), ("y", {"virus_pattern": 1}), ("z", {})):
+        Client.objects.create(domain=domain, hostname=name, ip_address="127.0.0.1", component_versions=reported)
+    Client.objects.create(domain=domain, hostname="gone", ip_address="127.0.0.1", revoked_at=timezone.now())
+
+    fill(apps, None)
+
+    [row] = compliance_counts().components
+    assert row.counts == {UP_TO_DATE: 1, OUTDATED: 1, INCONSISTENT: 0, UNKNOWN: 1}
+    assert ClientComponent.objects.count() == 2 and ClientProfile.objects.count() == 3
