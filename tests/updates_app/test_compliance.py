@@ -163,7 +163,7 @@ def test_the_summary_shows_the_counts_with_rates_and_links_to_each_list(superuse
     assert "<code>0.102.00</code>" in page
     link = f'{LIST}?component=virus_pattern&amp;state=outdated" class="compliance-count">2</a> <small class="text-body-secondary">(29%)'
     assert link in page
-    assert "3 with outdated components" in page
+    assert f'<a href="{LIST}?state=outdated" id="outdated-clients-link">3 with outdated components</a>' in page
 
 
 @pytest.mark.django_db
