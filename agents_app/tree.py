@@ -24,8 +24,15 @@ def _with_counts(domains: QuerySet[Domain]) -> QuerySet[Domain]:
     )
 
 
-def top_level_domains() -> QuerySet[Domain]:
-    return _with_counts(Domain.objects.filter(parent=None)).order_by("name")
+def top_level_domains(*, counted: bool = True) -> QuerySet[Domain]:
+    """The top-level domains; ``counted`` adds their cumulative client counts.
+
+    Counting reads every client's row (about 100 ms for 100,000 clients on
+    PostgreSQL, whose client rows each fill a page): a tree that is only there
+    to tick domains (Manual Update) goes without.
+    """
+    domains = Domain.objects.filter(parent=None)
+    return (_with_counts(domains) if counted else domains).order_by("name")
 
 
 def subdomains(domain: Domain) -> QuerySet[Domain]:

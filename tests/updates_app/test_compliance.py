@@ -259,3 +259,14 @@ def test_the_data_migration_fills_the_tables_from_what_clients_reported(domain):
     [row] = compliance_counts().components
     assert row.counts == {UP_TO_DATE: 1, OUTDATED: 1, INCONSISTENT: 0, UNKNOWN: 1}
     assert ClientComponent.objects.count() == 2 and ClientProfile.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_the_summary_counts_without_reading_a_client_row(superuser_client, mixed_fleet):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        assert superuser_client.get(SUMMARY).status_code == 200
+    assert not [q["sql"] for q in queries.captured_queries if '"agents_app_client"' in q["sql"]]
+    assert not [q["sql"] for q in queries.captured_queries if '"updates_app_clientcomponent"' in q["sql"]]

@@ -87,7 +87,7 @@ def manual_update(request: HttpRequest) -> HttpResponse:
         "form": form,
         "nothing_outdated": nothing_outdated,
         "standings": component_standings(),
-        "domains": list(tree.top_level_domains()),
+        "domains": list(tree.top_level_domains(counted=False)),
         "can_notify": request.user.has_perm("updates_app.add_updaterun"),
         "can_browse_tree": request.user.has_perm("agents_app.view_client")
         or request.user.has_perm("agents_app.change_client"),
