@@ -232,8 +232,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
 # Per-delivery detail of finished runs is kept this long (the runs' counts forever).
 DELIVERY_RETENTION_DAYS = env_int("DELIVERY_RETENTION_DAYS", 30, minimum=1)
 # Rows removed per statement, and statements per beat round: short transactions, no long locks.
-RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 5000, minimum=100, maximum=100_000)
-RETENTION_MAX_BATCHES = env_int("RETENTION_MAX_BATCHES", 200, minimum=1)
+RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 1000, minimum=100, maximum=100_000)
+RETENTION_MAX_BATCHES = env_int("RETENTION_MAX_BATCHES", 500, minimum=1)
 # Clients silent for longer than this leave the tree (revoked; 0 turns it off).
 INACTIVE_CLIENT_DAYS = env_int("INACTIVE_CLIENT_DAYS", 30, minimum=0)
 
