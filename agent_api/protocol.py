@@ -22,6 +22,7 @@ from agents_app.connection import listener_address, status_on_checkin
 from agents_app.models import Client, Domain
 from agents_app.services import client_create, domain_create
 from agents_app.signing import client_signing_key, encode_key, key_id
+from updates_app.compliance import client_versions_record
 from updates_app.configuration import client_configuration, configuration_hash
 from updates_app.engine.handover import actions_for_checkin
 from updates_app.engine.reports import delivery_is_for, delivery_mark_updated
@@ -110,6 +111,8 @@ def agent_register(
     )
     client.last_contact_at = timezone.now()
     client.save(update_fields=["status", "last_contact_at"])
+    # Counted from the start: "unknown" for every component until it reports.
+    client_versions_record(client=client, reported={})
     return {
         "client_id": client.guid,
         "token": token,
@@ -145,7 +148,8 @@ def agent_checkin(
     roaming: bool,
     signing_key_id: str = "",
 ) -> dict[str, Any]:
-    if component_versions != client.component_versions:
+    versions_changed = bool(component_versions) and component_versions != client.component_versions
+    if versions_changed:
         # What the client already holds on record was checked when it was stored.
         _check_versions(component_versions)
     now = timezone.now()
@@ -163,6 +167,8 @@ def agent_checkin(
         fields["component_versions"] = component_versions
     with transaction.atomic():
         Client.objects.filter(pk=client.pk).update(**fields)
+        if versions_changed:
+            client_versions_record(client=client, reported=component_versions)
         for name, value in fields.items():
             setattr(client, name, value)
         actions = actions_for_checkin(client, event=event, reported_versions=component_versions)
@@ -211,6 +217,8 @@ def agent_report(
     if kind == "update" and success and trigger == "schedule":
         fields["last_scheduled_update_at"] = now
     Client.objects.filter(pk=client.pk).update(**fields)
+    if component_versions:
+        client_versions_record(client=client, reported=component_versions)
     if kind == "update" and success and delivery_id is not None:
         delivery_mark_updated(client=client, delivery_id=delivery_id, at=now)
     # One line per report would be one per agent per update: successes only at debug.

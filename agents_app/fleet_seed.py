@@ -1,5 +1,13 @@
 """Build a demo fleet with bulk inserts (the seed_fleet command and the benchmarks).
 
+Seeded clients stay on this machine: every address is in 127.0.0.0/8 (from
+127.1.0.0 up, clear of 127.0.0.1 where the real agents of tests and demos
+listen) and every listener port is 9, the "discard" port: a privileged port no
+service of this project or of a default Debian install listens on (the
+seed_fleet command checks that nothing answers there), so a notification to a
+seeded client is refused by the machine's own TCP stack and retried like any
+unreachable client. Nothing is ever sent off the machine.
+
 The MPTT columns are computed here instead of letting django-mptt insert one
 node at a time: every domain is a root ("site") or a child of one, so lft/rght
 follow from the children's name order (the tree's ``order_insertion_by``).
@@ -7,7 +15,10 @@ follow from the children's name order (the tree's ``order_insertion_by``).
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -19,8 +30,10 @@ from agents_app.models import Client, ConnectionStatus, Domain, FutureDomainDefa
 STATUS_CYCLE = ([ConnectionStatus.ONLINE] * 7 + [ConnectionStatus.OFFLINE] * 2 + [ConnectionStatus.ROAMING]) * 9 + [
     ConnectionStatus.UNREACHABLE
 ] * 10
-DEMO_COMPONENTS = {"virus_pattern": "18.523.00", "spyware_pattern": "2.671.00", "scan_engine": "22.660.1007"}
 CLIENT_BATCH = 5000
+# Port 9 ("discard"): see the module's docstring.
+SEED_LISTENER_PORT = 9
+LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 
 
 class FleetSeedError(Exception):
@@ -33,13 +46,31 @@ class FleetSeedResult:
     clients: int
 
 
-def _ip(n: int) -> str:
-    return f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+def loopback_address(n: int) -> str:
+    """The n-th seeded client's address: 127.1.0.0 onwards, always inside 127.0.0.0/8."""
+    return f"127.{1 + (n >> 16) % 254}.{(n >> 8) & 255}.{n & 255}"
+
+
+def listener_answers(address: str = "127.1.0.1", port: int = SEED_LISTENER_PORT) -> bool:
+    """Does something accept connections there? (Seeded clients must point where nothing listens.)"""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        return probe.connect_ex((address, port)) == 0
 
 
 @transaction.atomic
-def fleet_seed(*, domains: int, clients: int, top_level: int = 5, prefix: str = "") -> FleetSeedResult:
-    """``domains`` domains (``top_level`` of them sites, the rest below them) and ``clients`` clients spread evenly."""
+def fleet_seed(
+    *,
+    domains: int,
+    clients: int,
+    top_level: int = 5,
+    prefix: str = "",
+    versions: Callable[[int], dict[str, str]] | None = None,
+) -> FleetSeedResult:
+    """``domains`` domains (``top_level`` of them sites, the rest below them) and ``clients`` clients spread evenly.
+
+    ``versions(n)`` gives the n-th client's reported component versions (none by default).
+    """
     if domains < 1:
         raise FleetSeedError("--domains must be at least 1.")
     if clients < 0:
@@ -102,9 +133,10 @@ def fleet_seed(*, domains: int, clients: int, top_level: int = 5, prefix: str = 
                 guid=uuid.uuid4(),
                 domain_id=domain_ids[n % len(domain_ids)],
                 hostname=f"{prefix}host-{number:06d}",
-                ip_address=_ip(number),
+                ip_address=loopback_address(number),
+                listener_port=SEED_LISTENER_PORT,
                 status=STATUS_CYCLE[n % len(STATUS_CYCLE)],
-                component_versions=DEMO_COMPONENTS,
+                component_versions=versions(n) if versions else {},
                 **defaults,
             )
         )

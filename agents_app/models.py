@@ -162,7 +162,12 @@ class Client(ClientSettings):
     objects = ClientQuerySet.as_manager()
 
     class Meta:
-        indexes = [models.Index(fields=["domain", "hostname"])]
+        indexes = [
+            models.Index(fields=["domain", "hostname"]),
+            # The tree counts only clients that are not revoked (inactive ones
+            # leave it): a partial index keeps that count an index-only scan.
+            models.Index(fields=["domain"], condition=Q(revoked_at__isnull=True), name="client_active_domain_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.hostname

@@ -28,11 +28,21 @@ CLIENT_COLUMNS = ("pk", "hostname", "ip_address", "status", "component_versions"
 
 
 def _with_counts(domains: QuerySet[Domain]) -> QuerySet[Domain]:
-    return Domain.objects.add_related_count(domains, Client, "domain", "client_count", cumulative=True)
+    # Revoked clients (inactive ones among them) have left the tree.
+    return Domain.objects.add_related_count(
+        domains, Client, "domain", "client_count", cumulative=True, extra_filters={"revoked_at__isnull": True}
+    )
 
 
-def top_level_domains() -> QuerySet[Domain]:
-    return _with_counts(Domain.objects.filter(parent=None)).order_by("name")
+def top_level_domains(*, counted: bool = True) -> QuerySet[Domain]:
+    """The top-level domains; ``counted`` adds their cumulative client counts.
+
+    Counting reads every client's row (about 100 ms for 100,000 clients on
+    PostgreSQL, whose client rows each fill a page): a tree that is only there
+    to tick domains (Manual Update) goes without.
+    """
+    domains = Domain.objects.filter(parent=None)
+    return (_with_counts(domains) if counted else domains).order_by("name")
 
 
 def subdomains(domain: Domain) -> QuerySet[Domain]:
@@ -57,7 +67,7 @@ def _client_rows(clients: QuerySet[Client]) -> QuerySet[Client]:
 
 def client_search_page(*, query: str, status: str, page_number: str | int | None, sort: str = "name") -> Page:
     """Clients whose hostname or IP address contains ``query``, optionally of one status."""
-    clients = Client.objects.all()
+    clients = Client.objects.active()
     query = query.strip()
     if query:
         clients = clients.filter(Q(hostname__icontains=query) | Q(ip_address__startswith=query))
@@ -117,7 +127,7 @@ class _Counted:
 
 
 def domain_clients_page(domain: Domain, page_number: str | int | None, sort: str = DEFAULT_SORT) -> Page:
-    clients = _client_rows(Client.objects.filter(domain=domain)).order_by(*SORTS[valid_sort(sort)])
+    clients = _client_rows(Client.objects.active().filter(domain=domain)).order_by(*SORTS[valid_sort(sort)])
     return Paginator(clients, CLIENTS_PER_PAGE).get_page(page_number)
 
 
@@ -149,7 +159,8 @@ def expanded_tree(top_level: Iterable[Domain], open_pages: dict[int, int], sort:
     if not reachable:
         return ExpandedTree(open_pages={}, subdomains={}, pages={})
     counts = dict(
-        Client.objects.filter(domain_id__in=reachable)
+        Client.objects.active()
+        .filter(domain_id__in=reachable)
         .order_by()
         .values("domain_id")
         .annotate(n=Count("pk"))
@@ -169,7 +180,7 @@ def expanded_tree(top_level: Iterable[Domain], open_pages: dict[int, int], sort:
         )
         window = Window(RowNumber(), partition_by=[F("domain_id")], order_by=list(SORTS[valid_sort(sort)]))
         query = (
-            _client_rows(Client.objects.filter(domain_id__in=with_clients))
+            _client_rows(Client.objects.active().filter(domain_id__in=with_clients))
             .annotate(row=window, first_row=first_row)
             .filter(row__gt=F("first_row"), row__lte=F("first_row") + CLIENTS_PER_PAGE)
             .order_by("domain_id", "row")
@@ -248,18 +259,19 @@ def tree_links(
     return jumps
 
 
-def tree_state(params: QueryDict, *, path: str) -> dict[str, Any]:
+def tree_state(params: QueryDict, *, path: str, counted: bool = True) -> dict[str, Any]:
     """The tree's expanded domains, their pages and the sort, from the address (``open``, ``sort``).
 
-    Shared with Manual Update, which shows the same tree. Constant queries:
-    see ``expanded_tree``.
+    Shared with Manual Update, which shows the same tree without the top-level
+    domains' client counts (``counted=False``: counting reads every client row).
+    Constant queries: see ``expanded_tree``.
     """
     sort = valid_sort(params.get("sort", ""))
     open_pages = parse_open(params.get("open", ""))
     jump = _OPEN_TOKEN.fullmatch(f"{params.get('jump', '')}:{params.get('page', '')}")
     if jump and jump.group(2) and len(open_pages) < MAX_OPEN:
         open_pages[int(jump.group(1))] = max(1, int(jump.group(2)))  # "Go to page" of one domain
-    domains = list(top_level_domains())
+    domains = list(top_level_domains(counted=counted))
     expanded = expanded_tree(domains, open_pages, sort)
     query = {"sort": sort} if sort != DEFAULT_SORT else {}
     jumps = tree_links(
@@ -271,7 +283,8 @@ def tree_state(params: QueryDict, *, path: str) -> dict[str, Any]:
     )
     return {
         "domains": domains,
-        "total_clients": sum(d.client_count for d in domains),
+        "total_clients": sum(d.client_count for d in domains) if counted else None,
+        "uncounted": not counted,
         "sort": sort,
         "open_domains": format_open(expanded.open_pages),
         "jump_forms": jumps,

@@ -61,7 +61,14 @@ BIG_DOMAIN = 1000
 def wipe() -> None:
     """Remove the fleet with plain SQL: the ORM's cascading delete would take minutes at 100,000 rows."""
     with connection.cursor() as cursor:
-        for table in ("updates_app_delivery", "agents_app_client", "agents_app_domain"):
+        for table in (
+            "updates_app_clientcomponent",
+            "updates_app_clientprofile",
+            "updates_app_versionprofile",
+            "updates_app_delivery",
+            "agents_app_client",
+            "agents_app_domain",
+        ):
             if table in connection.introspection.table_names():
                 cursor.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
     FutureDomainDefaults.objects.all().delete()

@@ -41,7 +41,8 @@ def main(count: int) -> None:
             Client(
                 domain=domain,
                 hostname=f"pc-{n}",
-                ip_address="10.0.0.1",
+                ip_address="127.1.0.1",
+                listener_port=9,
                 **{name: rng.random() < 0.5 for name in ClientSettings.SETTING_FIELDS},
             )
             for n in range(count)

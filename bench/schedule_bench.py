@@ -53,7 +53,8 @@ def make_fleet(count: int) -> None:
                 Client(
                     domain=domain,
                     hostname=f"host-{i:06d}",
-                    ip_address=f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}",
+                    ip_address=f"127.{1 + i // 65536 % 254}.{i // 256 % 256}.{i % 256}",
+                    listener_port=9,  # the discard port: nothing listens there
                     status=ConnectionStatus.ONLINE,
                     scheduled_update_privilege=True,
                     scheduled_update_setting=True,

@@ -312,7 +312,23 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     },
     # Opens a Daily/Weekly window when its start time has come (idempotent).
     "schedule-window": {"task": "updates_app.tasks.open_schedule_window", "schedule": 60.0},
+    # Removes finished runs' per-delivery detail after DELIVERY_RETENTION_DAYS,
+    # in short batches; revokes clients silent past INACTIVE_CLIENT_DAYS.
+    "retention-prune": {
+        "task": "updates_app.tasks.prune_retained_data",
+        "schedule": 600.0,
+        "options": {"expires": 600.0},
+    },
 }
+
+# --- Retention (updates_app/retention.py).
+# Per-delivery detail of finished runs is kept this long (the runs' counts forever).
+DELIVERY_RETENTION_DAYS = env_int("DELIVERY_RETENTION_DAYS", 30, minimum=1)
+# Rows removed per statement, and statements per beat round: short transactions, no long locks.
+RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 1000, minimum=100, maximum=100_000)
+RETENTION_MAX_BATCHES = env_int("RETENTION_MAX_BATCHES", 500, minimum=1)
+# Clients silent for longer than this leave the tree (revoked; 0 turns it off).
+INACTIVE_CLIENT_DAYS = env_int("INACTIVE_CLIENT_DAYS", 30, minimum=0)
 
 # --- Agent API (docs/agent-protocol.md).
 # Only this secret registers agents; it is shown to administrators in the console.

@@ -1,55 +1,415 @@
-"""Which clients are behind: the server's latest component versions against what agents report.
+"""Compliance: each client's version of each component against the server's, counted in SQL.
 
-Agents report ``{component slug: version}``: the number (an int, or digits in
-a string) or its label ("18.523.00"), read by ``version_labels.reported_number``.
-A client that reports nothing, or something that cannot be read, for a
-component the server has is counted as outdated: nothing shows it is current.
-The Update Summary, Manual Update and the restart rule of the engine all ask
-this module, so "outdated" means one thing everywhere.
+The one place that says what "up to date", "outdated", "inconsistent" and
+"unknown" mean (the Update Summary, Manual Update, the client lists behind the
+counts and the engine's restart rule all ask this module). For a component C
+whose latest version on the server is L:
+
+- **up to date**: the client reports L;
+- **outdated** (behind): it reports a version below L that the server had;
+- **inconsistent**: it reports a version above L, a version the server never
+  had (every version of a component the server does not hold is one), or
+  something that is not a version at all;
+- **unknown**: it never reported C.
+
+"Clients with outdated components" are the clients outdated on at least one
+component the server holds.
+
+Three forms, one rule (a test checks that they agree on a mixed fleet):
+
+- ``component_state`` judges one value in Python (the restart rule: one client);
+- ``clients_in_state`` / ``outdated_clients`` select clients in SQL from
+  ``ClientComponent`` (client, component, number), indexed by (component,
+  number): the client lists and the Manual Update run;
+- ``compliance_counts`` counts from ``VersionProfile``: one row per distinct
+  set of versions with the number of active clients reporting it. A fleet of
+  100,000 clients holds a few hundred such sets at most (most clients are
+  current), so the counts cost the same at 1,000 or 100,000 clients, where a
+  COUNT over the index still reads every client's row (about 20 ms per
+  100,000 rows on SQLite, measured; bench/summary_bench.py has the figures).
+
+``client_versions_record`` keeps the three tables in step whenever a client's
+reported versions change; ``client_versions_forget`` takes revoked clients out.
 """
 
 from __future__ import annotations
 
-from django.db.models import Max
+import hashlib
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
-from agents_app.models import Client
-from updates_app.models import ComponentKind, ComponentVersion
-from updates_app.version_labels import reported_number
+from django.db import transaction
+from django.db.models import Exists, F, Max, OuterRef, Q, QuerySet
 
-# The client program and hot fixes are offered too, but a client that may only
-# update components is not behind for lacking them.
-COMPONENT_KINDS = (ComponentKind.PATTERN, ComponentKind.ENGINE)
+from agents_app.models import Client, ClientQuerySet
+from updates_app.models import ClientComponent, ClientProfile, Component, ComponentVersion, VersionProfile
+from updates_app.version_labels import reported_number, version_label
+
+UP_TO_DATE = "up_to_date"
+OUTDATED = "outdated"
+INCONSISTENT = "inconsistent"
+UNKNOWN = "unknown"
+STATES = (UP_TO_DATE, OUTDATED, INCONSISTENT, UNKNOWN)
+STATE_LABELS = {
+    UP_TO_DATE: "Up to date",
+    OUTDATED: "Outdated",
+    INCONSISTENT: "Inconsistent",
+    UNKNOWN: "Unknown",
+}
+
+Numbers = dict[str, int | None]
+MAX_NUMBER = 2**31 - 1
+
+
+# --- Pure rules ---------------------------------------------------------------------------
+
+
+def reported_numbers(reported: object) -> Numbers:
+    """What an agent reported, as {slug: number or None (unreadable)}; anything but a dict is nothing."""
+    if not isinstance(reported, Mapping):
+        return {}
+    numbers: Numbers = {}
+    for slug, value in reported.items():
+        number = reported_number(value)
+        # A number no version can have (the column is a 32-bit integer) is unreadable too.
+        numbers[str(slug)[:50]] = number if number is not None and 0 <= number <= MAX_NUMBER else None
+    return numbers
+
+
+def profile_digest(numbers: Numbers) -> str:
+    """A stable name for a set of versions (the key of its VersionProfile)."""
+    return hashlib.sha256(json.dumps(sorted(numbers.items()), separators=(",", ":")).encode()).hexdigest()
+
+
+def component_state(number: int | None, *, reported: bool, latest: int | None, known: bool) -> str:
+    """The state of one client for one component.
+
+    ``reported``: the client named the component; ``number``: what it named
+    (None when unreadable); ``latest``: the server's latest version (None when
+    the server holds none); ``known``: the server has or had ``number``.
+    """
+    if not reported:
+        return UNKNOWN
+    if number is None or latest is None or number > latest or not known:
+        return INCONSISTENT
+    return UP_TO_DATE if number == latest else OUTDATED
+
+
+# --- What the server holds ------------------------------------------------------------------
 
 
 def latest_version_numbers() -> dict[str, int]:
-    """{component slug: the server's latest version number} for components proper, in one query."""
-    rows = (
-        ComponentVersion.objects.filter(component__kind__in=COMPONENT_KINDS)
-        .values("component__slug")
-        .annotate(latest=Max("number"))
-    )
+    """{component slug: the server's latest version number}, in one query."""
+    rows = ComponentVersion.objects.values("component__slug").annotate(latest=Max("number"))
     return {row["component__slug"]: row["latest"] for row in rows}
 
 
-def is_behind(reported_value: object, latest: int) -> bool:
-    """Is a client that reported ``reported_value`` for a component behind the server's ``latest``?"""
-    have = reported_number(reported_value)
-    return have is None or have < latest
+def _known_versions(pairs: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
+    """Which of these (slug, number) pairs the server has or had, in one query."""
+    wanted = set(pairs)
+    if not wanted:
+        return set()
+    rows = ComponentVersion.objects.filter(
+        component__slug__in={slug for slug, _ in wanted}, number__in={number for _, number in wanted}
+    ).values_list("component__slug", "number")
+    return set(rows) & wanted
 
 
-def outdated_slugs(reported: object, latest: dict[str, int]) -> list[str]:
-    """The components for which ``reported`` is behind ``latest``."""
-    versions = reported if isinstance(reported, dict) else {}
-    return [slug for slug, number in latest.items() if is_behind(versions.get(slug), number)]
+# --- One client (Python) ------------------------------------------------------------------
 
 
-def outdated_client_ids() -> list[int]:
-    """Active clients behind on at least one component: one pass over the fleet's reports."""
+def client_states(reported: object) -> dict[str, str]:
+    """{slug: state} for every component the server holds or the client reports (two queries)."""
+    numbers = reported_numbers(reported)
+    latest = latest_version_numbers()
+    known = _known_versions((slug, n) for slug, n in numbers.items() if n is not None)
+    return {
+        slug: component_state(
+            numbers.get(slug),
+            reported=slug in numbers,
+            latest=latest.get(slug),
+            known=(slug, numbers.get(slug)) in known,
+        )
+        for slug in sorted({*latest, *numbers})
+    }
+
+
+def outdated_slugs(reported: object) -> list[str]:
+    """The components the server holds on which a client that reported ``reported`` is behind."""
+    return [slug for slug, state in client_states(reported).items() if state == OUTDATED]
+
+
+def update_due_slugs(reported: object) -> list[str]:
+    """The components an update would bring: outdated ones, and held ones the client never reported.
+
+    The restart rule (engine/handover.py) asks this: a client that restarts
+    without a component the server holds has missed an update as surely as one
+    that is behind. Clients ahead of the server (inconsistent) are left alone.
+    """
+    return [slug for slug, state in client_states(reported).items() if state in (OUTDATED, UNKNOWN)]
+
+
+# --- Many clients (SQL) -----------------------------------------------------------------------
+
+
+def _version_is_known() -> Exists:
+    return Exists(ComponentVersion.objects.filter(component__slug=OuterRef("component"), number=OuterRef("number")))
+
+
+def _rows_in_state(slug: str, state: str, latest: int | None) -> QuerySet[ClientComponent]:
+    """ClientComponent rows of ``slug`` in ``state`` (not UNKNOWN: that is the absence of a row)."""
+    rows = ClientComponent.objects.filter(component=slug)
+    if state == UP_TO_DATE:
+        return rows.filter(number=latest) if latest is not None else rows.none()
+    if state == OUTDATED:
+        return rows.filter(number__lt=latest).filter(_version_is_known()) if latest is not None else rows.none()
+    if state == INCONSISTENT:
+        if latest is None:
+            return rows
+        return rows.filter(Q(number__isnull=True) | Q(number__gt=latest) | ~_version_is_known())
+    raise ValueError(f"no rows for state {state!r}")
+
+
+def clients_in_state(*, component: str, state: str) -> ClientQuerySet:
+    """Active clients in ``state`` for the component with slug ``component``, as one queryset."""
+    if state not in STATES:
+        raise ValueError(f"unknown state {state!r}")
+    active = Client.objects.active()
+    if state == UNKNOWN:
+        return active.exclude(Exists(ClientComponent.objects.filter(client=OuterRef("pk"), component=component)))
+    latest = latest_version_numbers().get(component)
+    rows = _rows_in_state(component, state, latest)
+    return active.filter(Exists(rows.filter(client=OuterRef("pk"))))
+
+
+def outdated_clients() -> ClientQuerySet:
+    """Active clients behind on at least one component the server holds ("clients with outdated components")."""
     latest = latest_version_numbers()
     if not latest:
-        return []
-    return [
-        pk
-        for pk, reported in Client.objects.active().values_list("pk", "component_versions").iterator(chunk_size=2000)
-        if outdated_slugs(reported, latest)
-    ]
+        return Client.objects.none()
+    behind = Q()
+    for slug, number in latest.items():
+        behind |= Q(component=slug, number__lt=number)
+    rows = ClientComponent.objects.filter(behind).filter(_version_is_known())
+    return Client.objects.active().filter(Exists(rows.filter(client=OuterRef("pk"))))
+
+
+# --- Counts (from the tallies) --------------------------------------------------------------------
+
+
+@dataclass
+class ComponentCompliance:
+    """One component's row of the compliance table."""
+
+    slug: str
+    name: str
+    on_server: bool  # the server knows the component (it may have no version yet)
+    held: bool  # the server holds a version of it
+    latest_number: int | None
+    last_updated: object
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATES, 0))
+
+    @property
+    def clients(self) -> int:
+        return sum(self.counts.values())
+
+    def rate(self, state: str) -> float:
+        return self.counts[state] / self.clients if self.clients else 0.0
+
+    @property
+    def compliance_rate(self) -> float:
+        """The share of clients up to date."""
+        return self.rate(UP_TO_DATE)
+
+    @property
+    def latest_label(self) -> str | None:
+        return None if self.latest_number is None else version_label(self.latest_number)
+
+    @property
+    def cells(self) -> list[tuple[str, str, int, float]]:
+        """(state, label, count, percent) in the order of the table's columns."""
+        return [(state, STATE_LABELS[state], self.counts[state], 100 * self.rate(state)) for state in STATES]
+
+
+@dataclass
+class Compliance:
+    components: list[ComponentCompliance]
+    clients: int  # active clients counted
+    outdated_clients: int  # behind on at least one component the server holds
+
+
+def compliance_counts() -> Compliance:
+    """Every component the server holds or clients report, with the four counts; a few small queries."""
+    profiles = list(VersionProfile.objects.filter(clients__gt=0).values_list("versions", "clients"))
+    servers = {
+        c.slug: c for c in Component.objects.annotate(latest=Max("versions__number"), last=Max("versions__released_at"))
+    }
+    latest = {slug: c.latest for slug, c in servers.items() if c.latest is not None}
+    reported_slugs = {slug for versions, _ in profiles for slug in versions}
+    known = _known_versions(
+        (slug, number) for versions, _ in profiles for slug, number in versions.items() if number is not None
+    )
+    rows: dict[str, ComponentCompliance] = {}
+    for slug in sorted({*servers, *reported_slugs}):
+        component = servers.get(slug)
+        rows[slug] = ComponentCompliance(
+            slug=slug,
+            name=component.name if component else slug,
+            on_server=component is not None,
+            held=slug in latest,
+            latest_number=latest.get(slug),
+            last_updated=component.last if component else None,
+        )
+    total = outdated_total = 0
+    for versions, clients in profiles:
+        total += clients
+        behind = False
+        for slug, row in rows.items():
+            state = component_state(
+                versions.get(slug),
+                reported=slug in versions,
+                latest=latest.get(slug),
+                known=(slug, versions.get(slug)) in known,
+            )
+            row.counts[state] += clients
+            behind = behind or state == OUTDATED
+        if behind:
+            outdated_total += clients
+    # Components first as the server knows them (by name), then those only clients report.
+    ordered = sorted(rows.values(), key=lambda r: (r.slug not in servers, r.name.lower()))
+    return Compliance(components=ordered, clients=total, outdated_clients=outdated_total)
+
+
+# --- Keeping the tables in step ---------------------------------------------------------------
+
+
+def _tally_move(changes: Mapping[str, int], versions: Mapping[str, Numbers]) -> dict[str, VersionProfile]:
+    """Add ``changes[digest]`` clients to each profile, creating missing ones; returns those touched.
+
+    Rows are touched in digest order, so two check-ins moving clients between
+    the same two profiles in opposite directions cannot deadlock.
+    """
+    digests = sorted(d for d, n in changes.items() if n)
+    new = [VersionProfile(digest=d, versions=versions[d]) for d in digests if changes[d] > 0]
+    if new:
+        VersionProfile.objects.bulk_create(new, ignore_conflicts=True)
+    for digest in digests:
+        VersionProfile.objects.filter(digest=digest).update(clients=F("clients") + changes[digest])
+    return {p.digest: p for p in VersionProfile.objects.filter(digest__in=digests)}
+
+
+@transaction.atomic
+def client_versions_record(*, client: Client, reported: object) -> bool:
+    """Store what ``client`` reported (its full set of versions); False when nothing changed.
+
+    Callers hold the client's row (they have just updated it in the same
+    transaction), so two reports of one client do not interleave.
+    """
+    numbers = reported_numbers(reported)
+    digest = profile_digest(numbers)
+    link = ClientProfile.objects.select_related("profile").filter(client=client).first()
+    if link is not None and link.profile.digest == digest:
+        return False
+    changes: Counter[str] = Counter({digest: 1})
+    versions = {digest: numbers}
+    if link is not None:
+        changes[link.profile.digest] -= 1
+        versions[link.profile.digest] = link.profile.versions
+    profiles = _tally_move(changes, versions)
+    ClientProfile.objects.update_or_create(client=client, defaults={"profile": profiles[digest]})
+    ClientComponent.objects.filter(client=client).exclude(component__in=list(numbers)).delete()
+    if numbers:
+        ClientComponent.objects.bulk_create(
+            [ClientComponent(client=client, component=slug, number=n) for slug, n in numbers.items()],
+            update_conflicts=True,
+            unique_fields=["client", "component"],
+            update_fields=["number"],
+        )
+    return True
+
+
+@transaction.atomic
+def client_versions_forget(*, client_ids: Iterable[int]) -> int:
+    """Take clients out of the counts and selections (they were revoked); returns how many were counted."""
+    ids = list(client_ids)
+    links = list(ClientProfile.objects.filter(client_id__in=ids).values_list("profile__digest", "profile__versions"))
+    if not links:
+        ClientComponent.objects.filter(client_id__in=ids).delete()
+        return 0
+    changes: Counter[str] = Counter()
+    versions: dict[str, Numbers] = {}
+    for digest, numbers in links:
+        changes[digest] -= 1
+        versions[digest] = numbers
+    _tally_move(changes, versions)
+    ClientProfile.objects.filter(client_id__in=ids).delete()
+    ClientComponent.objects.filter(client_id__in=ids).delete()
+    return len(links)
+
+
+BULK_BATCH = 5000
+
+
+@transaction.atomic
+def clients_versions_load(rows: Iterable[tuple[int, object]]) -> int:
+    """Replace the recorded versions of many clients at once (seed data, benchmarks), then recount.
+
+    ``rows``: (client id, reported dict). Bulk inserts; the tallies are rebuilt
+    from scratch afterwards (``compliance_rebuild``).
+    """
+    pending: list[ClientComponent] = []
+    ids: list[int] = []
+    count = 0
+    for client_id, reported in rows:
+        ids.append(client_id)
+        count += 1
+        pending.extend(
+            ClientComponent(client_id=client_id, component=slug, number=number)
+            for slug, number in reported_numbers(reported).items()
+        )
+        if len(ids) >= BULK_BATCH:
+            ClientComponent.objects.filter(client_id__in=ids).delete()
+            ClientComponent.objects.bulk_create(pending, batch_size=BULK_BATCH)
+            pending, ids = [], []
+    if ids:
+        ClientComponent.objects.filter(client_id__in=ids).delete()
+        ClientComponent.objects.bulk_create(pending, batch_size=BULK_BATCH)
+    compliance_rebuild()
+    return count
+
+
+@transaction.atomic
+def compliance_rebuild() -> int:
+    """Recount every tally from ClientComponent (after bulk changes or to repair); returns the clients counted.
+
+    Reads each active client's rows once: seconds for 100,000 clients, so it
+    is for seeding and repairs, never for a request.
+    """
+    ClientComponent.objects.filter(client__revoked_at__isnull=False).delete()
+    by_client: dict[int, Numbers] = defaultdict(dict)
+    for client_id, slug, number in (
+        ClientComponent.objects.order_by().values_list("client_id", "component", "number").iterator(chunk_size=10000)
+    ):
+        by_client[client_id][slug] = number
+    ClientProfile.objects.all().delete()
+    VersionProfile.objects.all().delete()
+    members: dict[str, list[int]] = defaultdict(list)
+    versions: dict[str, Numbers] = {}
+    for client_id in Client.objects.active().values_list("pk", flat=True).iterator(chunk_size=10000):
+        numbers = by_client.get(client_id, {})
+        digest = profile_digest(numbers)
+        versions.setdefault(digest, numbers)
+        members[digest].append(client_id)
+    profiles = VersionProfile.objects.bulk_create(
+        [VersionProfile(digest=d, versions=versions[d], clients=len(ids)) for d, ids in members.items()]
+    )
+    if not all(p.pk for p in profiles):  # SQLite < 3.35 does not return ids
+        profiles = list(VersionProfile.objects.all())
+    by_digest = {p.digest: p.pk for p in profiles}
+    ClientProfile.objects.bulk_create(
+        [ClientProfile(client_id=cid, profile_id=by_digest[d]) for d, ids in members.items() for cid in ids],
+        batch_size=BULK_BATCH,
+    )
+    return sum(len(ids) for ids in members.values())

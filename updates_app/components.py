@@ -51,6 +51,9 @@ CATALOGUE: dict[str, tuple[str, str, int]] = {
     "client_program": ("Client Program", ComponentKind.PROGRAM, 14_000),
     "hot_fix": ("Hot Fix", ComponentKind.HOTFIX, 1_000),
 }
+# What `download_component` without --component downloads: the components proper
+# (the client program and hot fixes only when named).
+COMPONENT_KINDS = (ComponentKind.PATTERN, ComponentKind.ENGINE)
 
 
 class ComponentError(ValueError):

@@ -24,12 +24,12 @@ from django.conf import settings
 from django.core.validators import URLValidator
 from django.db import models
 
-from agents_app.models import Client, ClientQuerySet
+from agents_app.models import ClientQuerySet
 from agents_app.privileges import Selection, SelectionError, selection_resolve, ticked_client_ids
 from console.encryption import encryption_available
 from console.wording import plural_word
 from updates_app.autoupdate import EDITABLE_FIELDS, fields_ignored_for
-from updates_app.compliance import outdated_client_ids
+from updates_app.compliance import compliance_counts, outdated_clients
 from updates_app.models import FREQUENCY_FIELDS, AutoUpdateSettings, Frequency, ProxySettings, Weekday
 from updates_app.proxy import PLAIN_FIELDS as PROXY_PLAIN_FIELDS
 from updates_app.proxy import PROXY_KINDS
@@ -228,9 +228,15 @@ class ManualUpdateForm(forms.Form):
     def chosen_clients(self) -> ClientQuerySet:
         """The clients this form asks for, as one queryset."""
         if self.cleaned_data["target"] == OUTDATED:
-            return Client.objects.active().filter(pk__in=outdated_client_ids())
+            return outdated_clients()
         assert self.selection is not None  # clean() resolved it for "selected"
         return self.selection.clients().active()
+
+    def chosen_count(self) -> int:
+        """How many clients ``chosen_clients`` holds; the outdated ones are counted from the tallies."""
+        if self.cleaned_data["target"] == OUTDATED:
+            return compliance_counts().outdated_clients
+        return self.chosen_clients().count()
 
     def hidden_selection(self) -> list[tuple[str, str]]:
         """The selection again, for the confirmation form."""

@@ -344,6 +344,19 @@ class UpdateRun(models.Model):
     window_start = models.DateTimeField(null=True, blank=True)
     window_end = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    # The run's progress counts, kept on the run (forever) once it is finished
+    # and settled (updates_app/retention.py); until then they are counted from
+    # the deliveries, which go after DELIVERY_RETENTION_DAYS. A late report of
+    # an update still adds to kept_updated (engine/reports.py).
+    counts_kept_at = models.DateTimeField(null=True, blank=True)
+    kept_total = models.PositiveIntegerField(null=True, blank=True)
+    kept_pending = models.PositiveIntegerField(null=True, blank=True)
+    kept_delivered = models.PositiveIntegerField(null=True, blank=True)
+    kept_retrying = models.PositiveIntegerField(null=True, blank=True)
+    kept_gave_up = models.PositiveIntegerField(null=True, blank=True)
+    kept_stopped = models.PositiveIntegerField(null=True, blank=True)
+    kept_updated = models.PositiveIntegerField(null=True, blank=True)
+    details_pruned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -364,6 +377,11 @@ class DeliveryStatus(models.TextChoices):
 
 # Deliveries still waiting to be sent: a new run supersedes them, a check-in hands them over.
 OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
+# Deliveries not finished: open, or being sent. A claim only ever looks among
+# these, through a partial index, so millions of finished rows kept for the
+# retention period cost it nothing (the claim repeats this exact condition:
+# SQLite uses a partial index only for a query that names its WHERE term).
+UNFINISHED_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING, DeliveryStatus.SENDING)
 
 
 class Delivery(models.Model):
@@ -399,8 +417,65 @@ class Delivery(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "client"], name="delivery_unique_run_client")]
-        indexes = [models.Index(fields=["status", "next_attempt_at"], name="delivery_due_idx")]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="delivery_due_idx"),
+            models.Index(
+                fields=["next_attempt_at", "id"],
+                condition=models.Q(status__in=UNFINISHED_STATUSES),
+                name="delivery_unfinished_idx",
+            ),
+        ]
         verbose_name_plural = "deliveries"
 
     def __str__(self) -> str:
         return f"{self.run} -> {self.client_id}: {self.status}"
+
+
+class ClientComponent(models.Model):
+    """One client's version of one component, as a number the database can compare.
+
+    Kept by ``updates_app.compliance`` whenever a client's reported versions
+    change (check-in, report, seed); ``Client.component_versions`` keeps the
+    agent's own words. Only active (not revoked) clients have rows.
+    """
+
+    client = models.ForeignKey("agents_app.Client", on_delete=models.CASCADE, related_name="component_rows")
+    # The slug as the agent reported it: it may name a component the server does not hold.
+    component = models.SlugField(max_length=50)
+    # None: the agent reported something that is not a version (it counts as inconsistent).
+    number = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["client", "component"], name="client_component_unique")]
+        indexes = [models.Index(fields=["component", "number"], name="client_component_version_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.client_id} {self.component}={self.number}"
+
+
+class VersionProfile(models.Model):
+    """How many active clients report exactly this set of versions (a tally, see updates_app.compliance).
+
+    A fleet holds few distinct sets (most clients are current), so the counts
+    of every screen come from these few rows instead of from every client.
+    """
+
+    digest = models.CharField(max_length=64, unique=True)
+    # {component slug: number or None}; {} for clients that reported nothing.
+    versions = models.JSONField(default=dict)
+    clients = models.IntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.versions}: {self.clients}"
+
+
+class ClientProfile(models.Model):
+    """Which tally an active client is counted in (so a change moves it from one to the other)."""
+
+    client = models.OneToOneField(
+        "agents_app.Client", on_delete=models.CASCADE, primary_key=True, related_name="version_profile"
+    )
+    profile = models.ForeignKey(VersionProfile, on_delete=models.PROTECT, related_name="members")
+
+    def __str__(self) -> str:
+        return f"{self.client_id} -> {self.profile_id}"

@@ -3,72 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import QuerySet
 
 from agents_app.models import Client
-from updates_app.compliance import is_behind
-from updates_app.models import Component, Delivery, DeliveryStatus, UpdateRun
-from updates_app.version_labels import version_label
-
-PROGRESS_FIELDS = ("total", "pending", "delivered", "retrying", "gave_up", "stopped", "updated")
+from updates_app.compliance import Compliance, compliance_counts
+from updates_app.models import Delivery, DeliveryStatus, UpdateRun
+from updates_app.progress import PROGRESS_FIELDS, progress_attach
 
 
-@dataclass(frozen=True)
-class ComponentStanding:
-    component: Component
-    latest_number: int | None
-    last_updated: object
-    outdated: int
-    clients: int
-
-    @property
-    def latest_label(self) -> str | None:
-        return None if self.latest_number is None else version_label(self.latest_number)
-
-    @property
-    def outdated_rate(self) -> float:
-        return self.outdated / self.clients if self.clients else 0.0
+def component_standings() -> Compliance:
+    """Per component: the server's version, its date, and the clients up to date, outdated, inconsistent, unknown."""
+    return compliance_counts()
 
 
-def component_standings() -> list[ComponentStanding]:
-    """Per component: the server's version, its date, and how many clients are behind."""
-    components = list(Component.objects.annotate(latest=Max("versions__number"), last=Max("versions__released_at")))
-    behind = dict.fromkeys((c.slug for c in components), 0)
-    total = 0
-    for reported in Client.objects.active().values_list("component_versions", flat=True).iterator(chunk_size=2000):
-        total += 1
-        versions = reported if isinstance(reported, dict) else {}
-        for component in components:
-            if component.latest is not None and is_behind(versions.get(component.slug), component.latest):
-                behind[component.slug] += 1
-    return [
-        ComponentStanding(
-            component=c, latest_number=c.latest, last_updated=c.last, outdated=behind[c.slug], clients=total
-        )
-        for c in components
-    ]
+__all__ = ["PROGRESS_FIELDS", "component_standings", "progress_attach", "progress_of", "runs_with_progress"]
 
 
 def runs_with_progress() -> QuerySet[UpdateRun]:
-    """Runs annotated with their deliveries' progress, counted in the same query."""
-    open_now = [DeliveryStatus.PENDING, DeliveryStatus.SENDING]
-    stopped = [DeliveryStatus.SUPERSEDED, DeliveryStatus.CANCELLED]
+    """Runs, newest first; ``progress_of``/``progress_attach`` count the progress of a page of them.
+
+    Counting per page (one grouped query over those runs' deliveries) keeps the
+    Summary as fast with millions of old delivery rows as with none: a join of
+    every run with every delivery would read them all.
+    """
     runs = UpdateRun.objects.select_related("created_by", "component_version__component")
-    return runs.order_by("-created_at", "-pk").annotate(
-        total=Count("deliveries"),
-        pending=Count("deliveries", filter=Q(deliveries__status__in=open_now)),
-        delivered=Count("deliveries", filter=Q(deliveries__status=DeliveryStatus.DELIVERED)),
-        retrying=Count("deliveries", filter=Q(deliveries__status=DeliveryStatus.RETRYING)),
-        gave_up=Count("deliveries", filter=Q(deliveries__status=DeliveryStatus.GAVE_UP)),
-        stopped=Count("deliveries", filter=Q(deliveries__status__in=stopped)),
-        updated=Count("deliveries", filter=Q(deliveries__update_reported_at__isnull=False)),
-    )
+    return runs.order_by("-created_at", "-pk")
 
 
 def progress_of(runs) -> dict[int, dict[str, int]]:
-    return {run.pk: {field: getattr(run, field) for field in PROGRESS_FIELDS} for run in runs}
+    return {run.pk: {field: getattr(run, field) for field in PROGRESS_FIELDS} for run in progress_attach(runs)}
 
 
 def client_deliveries(client: Client) -> QuerySet[Delivery]:

@@ -4,7 +4,8 @@ Beat runs ``dispatch_deliveries`` every few seconds; it claims due rows in
 batches and enqueues one ``send_batch`` per batch (never one task per client).
 Nothing waits in the broker: a retry is a row whose next_attempt_at lies in
 the future, so an emptied Redis or a killed worker loses nothing. Beat also
-runs ``open_schedule_window`` every minute for Daily/Weekly schedules.
+runs ``open_schedule_window`` every minute for Daily/Weekly schedules, and
+``prune_retained_data`` every ten minutes (updates_app/retention.py).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from updates_app.engine.claim import (
 )
 from updates_app.engine.planner import schedule_window_open
 from updates_app.engine.sender import notifications_send, outgoing_for, scan_after_for
+from updates_app.retention import retention_prune
 
 logger = logging.getLogger(__name__)
 
@@ -151,3 +153,13 @@ def open_schedule_window() -> str:
     """Every minute: open the Daily/Weekly window whose start time has come, once."""
     run = schedule_window_open()
     return f"opened {run.window_key}" if run else "nothing to open"
+
+
+@shared_task(name="updates_app.tasks.prune_retained_data", ignore_result=True)
+def prune_retained_data() -> str:
+    """Every ten minutes: retention (updates_app/retention.py), in short batches."""
+    result = retention_prune()
+    return (
+        f"runs kept {result.runs_kept}, pruned {result.runs_pruned}, deliveries removed "
+        f"{result.deliveries_removed}, clients retired {result.clients_retired}, removed {result.clients_removed}"
+    )

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from updates_app.views import automatic, clients, proxy, runs, schedule
+from updates_app.views import automatic, clients, compliance, proxy, runs, schedule
 
 app_name = "updates"
 
@@ -15,6 +15,7 @@ urlpatterns = [
     path("clients/", clients.client_list, name="clients"),
     path("clients/<int:pk>/", clients.client_detail, name="client-detail"),
     path("clients/<int:pk>/deliveries/", runs.client_history, name="client-deliveries"),
+    path("compliance/clients/", compliance.compliance_clients, name="compliance-clients"),
     path("schedule/late/", schedule.late_clients_page, name="late-clients"),
     path("proxy/", proxy.proxy_settings, name="proxy-settings"),
 ]

@@ -439,3 +439,33 @@ def test_a_domain_created_at_registration_starts_with_the_future_domain_defaults
     created = Client.objects.get(guid=data["client_id"])
     assert created.domain.roaming_privilege and created.domain.components_only
     assert created.roaming_privilege and created.components_only
+
+
+def test_registration_check_in_and_report_keep_the_compliance_counts(client, register, component_storage):
+    from updates_app.compliance import OUTDATED, UNKNOWN, UP_TO_DATE, compliance_counts
+    from updates_app.models import ClientComponent
+
+    component = component_resolve("virus_pattern")
+    older = component_download(component=component)
+    latest = component_download(component=component)
+
+    def virus_counts():
+        [row] = [r for r in compliance_counts().components if r.slug == "virus_pattern"]
+        return row.counts[UP_TO_DATE], row.counts[OUTDATED], row.counts[UNKNOWN]
+
+    _data, auth = register()
+    assert virus_counts() == (0, 0, 1)  # registered, nothing reported yet
+
+    body = {"event": "heartbeat", "component_versions": {"virus_pattern": version_label(older.number)}}
+    assert post(client, "/agent/v1/checkin", body, auth).status_code == 200
+    assert virus_counts() == (0, 1, 0)
+    assert list(ClientComponent.objects.values_list("component", "number")) == [("virus_pattern", older.number)]
+
+    report = {"kind": "update", "result": "success", "trigger": "notification"}
+    report["component_versions"] = {"virus_pattern": version_label(latest.number)}
+    assert post(client, "/agent/v1/report", report, auth).status_code == 200
+    assert virus_counts() == (1, 0, 0)
+    # A heartbeat that repeats what is on record changes nothing.
+    body["component_versions"] = report["component_versions"]
+    assert post(client, "/agent/v1/checkin", body, auth).status_code == 200
+    assert virus_counts() == (1, 0, 0) and compliance_counts().clients == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import uuid
 
+from agents_app.fleet_seed import SEED_LISTENER_PORT, loopback_address
 from agents_app.models import Client, ConnectionStatus, Domain
 from agents_app.services import domain_create
 
@@ -24,7 +25,8 @@ def add_clients(domain: Domain, count: int, *, status: str = ConnectionStatus.ON
                 guid=uuid.uuid4(),
                 domain=domain,
                 hostname=f"pc-{n:06d}",
-                ip_address=f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}",
+                ip_address=loopback_address(n),
+                listener_port=SEED_LISTENER_PORT,
                 status=status,
                 **{**domain.settings_dict(), **settings},
             )

@@ -117,7 +117,7 @@ def test_apply_to_future_domains_only_changes_only_the_defaults_new_domains_star
     new_domain = domain_create(name="branch-office")
     assert new_domain.roaming_privilege is True
     # ... and a client joining that domain starts from the domain's defaults.
-    client = client_create(domain=new_domain, hostname="new-pc", ip_address="192.0.2.7", listener_port=40000)
+    client = client_create(domain=new_domain, hostname="new-pc", ip_address="127.1.2.7", listener_port=40000)
     assert client.roaming_privilege is True
     entry = AuditEntry.objects.get()
     assert entry.action == "privileges.future_domains"
@@ -141,7 +141,7 @@ def test_client_create_starts_from_the_domain_defaults_and_extra_fields(tree):
     ops = Domain.objects.get(pk=tree["ops"].pk)
 
     client = client_create(
-        domain=ops, hostname="joiner", ip_address="192.0.2.9", listener_port=40001, status="online", token_hash="ab"
+        domain=ops, hostname="joiner", ip_address="127.1.2.9", listener_port=40001, status="online", token_hash="ab"
     )
 
     client.refresh_from_db()

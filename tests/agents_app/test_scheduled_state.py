@@ -33,7 +33,7 @@ def test_queryset_filter_and_annotation_agree_with_the_function():
         Client.objects.create(
             domain=domain,
             hostname=f"pc-{n}",
-            ip_address=f"10.0.0.{n + 1}",
+            ip_address=f"127.1.0.{n + 1}",
             scheduled_update_privilege=privilege,
             scheduled_update_setting=setting,
             user_disabled_scheduled_update=user_disabled,
@@ -48,7 +48,7 @@ def test_queryset_filter_and_annotation_agree_with_the_function():
 @pytest.mark.django_db
 def test_annotated_instances_load():
     domain = Domain.objects.create(name="HQ")
-    Client.objects.create(domain=domain, hostname="pc", ip_address="10.0.0.1", scheduled_update_setting=False)
+    Client.objects.create(domain=domain, hostname="pc", ip_address="127.1.0.1", scheduled_update_setting=False)
     client = Client.objects.with_scheduled_state().get()
     assert client.scheduled_state_code == client.scheduled_state.value == ScheduledState.ALWAYS
 

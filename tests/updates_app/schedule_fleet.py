@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agents_app.fleet_seed import SEED_LISTENER_PORT, loopback_address
 from agents_app.models import Client, ConnectionStatus, Domain
 
 
@@ -17,7 +18,13 @@ def make_fleet(count: int, *, prefix: str = "host", **fields) -> list[Client]:
     start = Client.objects.count()
     return Client.objects.bulk_create(
         [
-            Client(domain=domain, hostname=f"{prefix}-{n}", ip_address=f"10.0.{n // 250}.{n % 250 + 1}", **values)
+            Client(
+                domain=domain,
+                hostname=f"{prefix}-{n}",
+                ip_address=loopback_address(n),
+                listener_port=SEED_LISTENER_PORT,
+                **values,
+            )
             for n in range(start, start + count)
         ],
         batch_size=5000,

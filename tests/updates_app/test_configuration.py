@@ -29,7 +29,7 @@ def domain():
 
 
 def make_client(domain, n: int, **settings) -> Client:
-    return Client.objects.create(domain=domain, hostname=f"pc-{n}", ip_address=f"10.0.0.{n}", **settings)
+    return Client.objects.create(domain=domain, hostname=f"pc-{n}", ip_address=f"127.1.0.{n}", **settings)
 
 
 def save(actor=None, **values):
@@ -170,7 +170,7 @@ def test_the_builder_agrees_with_the_single_client_function_for_every_combinatio
 def test_versions_for_a_fleet_cost_one_query(domain, django_assert_num_queries):
     Client.objects.bulk_create(
         [
-            Client(domain=domain, hostname=f"pc-{n}", ip_address="10.0.0.1", roaming_privilege=n % 3 == 0)
+            Client(domain=domain, hostname=f"pc-{n}", ip_address="127.1.0.1", roaming_privilege=n % 3 == 0)
             for n in range(300)
         ]
     )

@@ -108,6 +108,7 @@ def test_an_outdated_client_restarting_is_told_to_update_even_after_its_deliveri
     ("event", "reported", "status", "option"),
     [
         ("restart", {"virus_pattern": 101, "scan_engine": "7"}, ConnectionStatus.ONLINE, True),  # up to date
+        ("restart", {"virus_pattern": 102, "scan_engine": 7}, ConnectionStatus.ONLINE, True),  # ahead: inconsistent
         ("heartbeat", {}, ConnectionStatus.ONLINE, True),  # not a restart
         ("restart", {}, ConnectionStatus.ROAMING, True),  # roaming clients are excluded
         ("restart", {}, ConnectionStatus.ONLINE, False),  # option off
@@ -124,7 +125,7 @@ def test_the_restart_path_only_applies_when_it_should(make_client, latest_versio
 def test_the_restart_path_asks_for_a_scan_when_that_option_is_on(make_client, latest_versions):
     AutoUpdateSettings.objects.update_or_create(pk=1, defaults={"scan_after_update": True})
     client = make_client()
-    [action] = actions_for_checkin(client, event="restart", reported_versions={"virus_pattern": "garbled"})
+    [action] = actions_for_checkin(client, event="restart", reported_versions={"virus_pattern": "100"})
     assert action["scan_after"] is True
 
 

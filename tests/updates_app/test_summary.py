@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 
 from agents_app.models import Client, ConnectionStatus
 from tests.updates_app.engine import engine_round
+from tests.updates_app.test_compliance import reporting_client
 from updates_app.engine.handover import actions_for_checkin
 from updates_app.engine.runs import deliveries_create
 from updates_app.models import Component, ComponentVersion, Delivery, DeliveryStatus, RunTrigger, UpdateRun
@@ -39,17 +40,20 @@ def run_in_progress(make_client):
 
 
 @pytest.mark.django_db
-def test_components_show_outdated_over_all_clients_with_the_rate(viewer_client, domain):
+def test_components_show_each_count_over_all_clients_with_the_rate(viewer_client, domain):
     virus = Component.objects.create(slug="virus_pattern", name="Virus Pattern")
     Component.objects.create(slug="spyware_pattern", name="Spyware Pattern")
     for number in (10, 11):
         ComponentVersion.objects.create(component=virus, number=number, sha256="0" * 64, released_at=timezone.now())
     for version in (11, "11", 10, None):
-        Client.objects.create(
-            domain=domain, hostname=f"h{version}", ip_address="10.0.0.1", component_versions={"virus_pattern": version}
-        )
+        reporting_client(domain, f"h{version}", {"virus_pattern": version})
     page = viewer_client.get(SUMMARY).content.decode()
-    assert "2 / 4" in page and "50%" in page
+    row = page[page.index('data-component="virus_pattern"') :]
+    row = row[: row.index("</tr>")]
+    assert '<td class="text-end" data-state="up_to_date">' in row
+    # 2 up to date, 1 behind, 1 unreadable (inconsistent), none unknown; each with its rate.
+    assert '>2</a> <small class="text-body-secondary">(50%)' in row
+    assert '>1</a> <small class="text-body-secondary">(25%)' in row
     assert "none downloaded yet" in page
     # Versions read as administrators and agents know them (11 -> "0.011.00").
     assert "<code>0.011.00</code>" in page
@@ -181,7 +185,7 @@ def test_run_progress_refreshes_without_a_full_reload(logged_in_page, live_serve
 
 
 def test_reported_versions_are_read_as_numbers():
-    from updates_app.compliance import outdated_slugs
+    from updates_app.compliance import component_state, reported_numbers
     from updates_app.version_labels import reported_number
 
     assert reported_number(523) == 523
@@ -189,7 +193,17 @@ def test_reported_versions_are_read_as_numbers():
     assert reported_number(True) is None
     assert reported_number(None) is None
     assert reported_number("not a version") is None
-    latest = {"virus_pattern": 523, "scan_engine": 7}
-    assert outdated_slugs({"virus_pattern": "523", "scan_engine": 8}, latest) == []
-    assert outdated_slugs({"virus_pattern": 522}, latest) == ["virus_pattern", "scan_engine"]
-    assert outdated_slugs("garbage", latest) == ["virus_pattern", "scan_engine"]
+    assert reported_numbers({"virus_pattern": "0.523.00", "scan_engine": 8, "x": "n/a", "y": 2**40}) == {
+        "virus_pattern": 523,
+        "scan_engine": 8,
+        "x": None,
+        "y": None,
+    }
+    assert reported_numbers("garbage") == {}
+    assert component_state(523, reported=True, latest=523, known=True) == "up_to_date"
+    assert component_state(522, reported=True, latest=523, known=True) == "outdated"
+    assert component_state(522, reported=True, latest=523, known=False) == "inconsistent"
+    assert component_state(524, reported=True, latest=523, known=True) == "inconsistent"
+    assert component_state(None, reported=True, latest=523, known=False) == "inconsistent"
+    assert component_state(1, reported=True, latest=None, known=False) == "inconsistent"
+    assert component_state(None, reported=False, latest=523, known=False) == "unknown"

@@ -26,7 +26,7 @@ from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from updates_app.engine import retry
-from updates_app.models import Delivery, DeliveryStatus
+from updates_app.models import UNFINISHED_STATUSES, Delivery, DeliveryStatus
 
 OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
 WORKER_LOST = "no outcome recorded: the worker was lost during the attempt"
@@ -62,9 +62,15 @@ def claim_released(**fields: Any) -> dict[str, Any]:
 
 
 def _due(now: dt.datetime) -> Q:
-    """Rows a worker may take now: open and due, or sending with an expired lease."""
-    return Q(status__in=OPEN_STATUSES, push=True, next_attempt_at__lte=now) | Q(
-        status=DeliveryStatus.SENDING, lease_expires_at__lte=now
+    """Rows a worker may take now: open and due, or sending with an expired lease.
+
+    The leading ``status IN (unfinished)`` term is implied by the rest; it is
+    there so that both databases read the partial index of unfinished rows
+    (``delivery_unfinished_idx``) instead of every delivery ever made.
+    """
+    return Q(status__in=UNFINISHED_STATUSES) & (
+        Q(status__in=OPEN_STATUSES, push=True, next_attempt_at__lte=now)
+        | Q(status=DeliveryStatus.SENDING, lease_expires_at__lte=now)
     )
 
 
@@ -80,6 +86,24 @@ def deliveries_give_up_exhausted(*, now: dt.datetime | None = None) -> int:
             ),
         )
     )
+
+
+def _oldest_due_ids(now: dt.datetime, limit: int) -> list[int]:
+    """The ``limit`` oldest due rows, one short ordered index range per status (SQLite's claim).
+
+    SQLite would otherwise walk the whole next_attempt_at index in order,
+    through every finished delivery kept for the retention period, to avoid a
+    sort; per status, delivery_due_idx (status, next_attempt_at) hands each
+    range over in order and only unfinished rows are read.
+    """
+    left = Q(attempts__lt=retry.max_attempts())
+    ranges = [Delivery.objects.filter(status=status, push=True, next_attempt_at__lte=now) for status in OPEN_STATUSES]
+    ranges.append(Delivery.objects.filter(status=DeliveryStatus.SENDING, lease_expires_at__lte=now))
+    rows: list[tuple[dt.datetime, int]] = []
+    for rows_of_status in ranges:
+        ordered = rows_of_status.filter(left).order_by("next_attempt_at", "pk")
+        rows.extend(ordered.values_list("next_attempt_at", "pk")[:limit])
+    return [pk for _, pk in sorted(rows)[:limit]]
 
 
 @transaction.atomic
@@ -104,7 +128,7 @@ def deliveries_claim(*, limit: int, now: dt.datetime | None = None) -> Claim | N
             return None
         Delivery.objects.filter(pk__in=ids).update(**claim)
         return Claim(token=token, delivery_ids=ids)
-    ids = list(candidates[:limit])
+    ids = _oldest_due_ids(now, limit)
     if not ids:
         return None
     # The condition repeats the due test: a row another process claimed

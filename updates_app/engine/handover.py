@@ -8,7 +8,8 @@ what goes into it, in the same format as a push (``sender.notification_payload``
 
 Restart path (SPEC 3.3): with "Let clients initiate component update when they
 restart..." on, a client that is not roaming and checks in with event
-"restart" while behind on any component is told to update now, whatever
+"restart" while behind on any component the server holds, or without one
+(``compliance.update_due_slugs``), is told to update now, whatever
 became of its notifications. The instruction is recorded as a delivery (status
 delivered, handed over at once) in that day's "Client restart" run, so the
 summary counts it and the agent's report can name its delivery id.
@@ -21,7 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from agents_app.models import Client
-from updates_app.compliance import latest_version_numbers, outdated_slugs
+from updates_app.compliance import update_due_slugs
 from updates_app.engine.claim import claim_released
 from updates_app.engine.runs import client_is_roaming, restart_delivery_create
 from updates_app.engine.sender import notification_payload
@@ -63,10 +64,6 @@ def actions_for_checkin(client: Client, *, event: str, reported_versions: dict[s
     deliveries = deliveries_hand_over(client=client)
     if not deliveries and event == RESTART_EVENT:
         auto = AutoUpdateSettings.load()
-        if (
-            auto.update_on_restart
-            and not client_is_roaming(client)
-            and outdated_slugs(reported_versions, latest_version_numbers())
-        ):
+        if auto.update_on_restart and not client_is_roaming(client) and update_due_slugs(reported_versions):
             deliveries = [restart_delivery_create(client=client, scan_after=auto.scan_after_update)]
     return [notification_payload(d) for d in deliveries]

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.db.models import F
+
 from agents_app.models import Client
-from updates_app.models import Delivery
+from updates_app.models import Delivery, UpdateRun
 
 
 def delivery_is_for(*, client: Client, delivery_id: int) -> bool:
@@ -19,4 +21,12 @@ def delivery_is_for(*, client: Client, delivery_id: int) -> bool:
 
 def delivery_mark_updated(*, client: Client, delivery_id: int, at: dt.datetime) -> None:
     """Record the first report of a successful update for this delivery; later reports keep the first stamp."""
-    Delivery.objects.filter(pk=delivery_id, client=client, update_reported_at=None).update(update_reported_at=at)
+    stamped = Delivery.objects.filter(pk=delivery_id, client=client, update_reported_at=None).update(
+        update_reported_at=at
+    )
+    if stamped:
+        # A run whose counts are kept already (updates_app/retention.py) counts a late report too.
+        # Keeping them locks the run row first, so this either waits and adds, or came before and was counted.
+        UpdateRun.objects.filter(counts_kept_at__isnull=False, deliveries__pk=delivery_id).update(
+            kept_updated=F("kept_updated") + 1
+        )

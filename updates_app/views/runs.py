@@ -24,15 +24,17 @@ from agents_app.models import Client, ConnectionStatus
 from console import wording
 from console.exports import csv_download
 from console.permissions import VIEW_CLIENTS, permission_required_or_403
+from updates_app.compliance import STATE_LABELS
 from updates_app.engine import retry
 from updates_app.engine.runs import run_cancel, run_create_manual
-from updates_app.forms import SELECTED, ManualUpdateForm
+from updates_app.forms import OUTDATED, SELECTED, ManualUpdateForm
 from updates_app.models import DeliveryStatus, UpdateRun
 from updates_app.summary import (
     DELIVERY_CSV_HEADER,
     client_deliveries,
     component_standings,
     delivery_csv_rows,
+    progress_attach,
     progress_of,
     runs_with_progress,
 )
@@ -57,10 +59,14 @@ def manual_update(request: HttpRequest) -> HttpResponse:
         form = ManualUpdateForm(data)
     else:
         form = ManualUpdateForm()
+    nothing_outdated = False
     if form.is_bound and form.is_valid():
         clients = form.chosen_clients()
-        count = clients.count()
-        if count == 0:
+        count = form.chosen_count()
+        if count == 0 and form.cleaned_data["target"] == OUTDATED:
+            # An ordinary answer, not an error: every client is current (or ahead, or unknown).
+            nothing_outdated = True
+        elif count == 0:
             form.add_error(None, "No client matches: nothing to notify.")
         elif request.method == "POST" and request.POST.get("confirm") == "yes":
             # The confirmation said how many targets are offline and let the administrator leave them out.
@@ -89,8 +95,9 @@ def manual_update(request: HttpRequest) -> HttpResponse:
             return render(request, "updates_app/manual_confirm.html", context)
     context = {
         "form": form,
+        "nothing_outdated": nothing_outdated,
         "standings": component_standings(),
-        **tree.tree_state(request.GET, path=reverse("updates:manual-update")),
+        **tree.tree_state(request.GET, path=reverse("updates:manual-update"), counted=False),
         "can_notify": request.user.has_perm("updates_app.add_updaterun"),
         "can_browse_tree": request.user.has_perm("agents_app.view_client")
         or request.user.has_perm("agents_app.change_client"),
@@ -109,6 +116,7 @@ def summary(request: HttpRequest) -> HttpResponseBase:
     if request.GET.get("export") == "csv":
         return _components_csv()
     page = Paginator(runs_with_progress(), 25).get_page(request.GET.get("page"))
+    page.object_list = progress_attach(page.object_list)
     context = {
         "standings": component_standings(),
         "page": page,
@@ -123,10 +131,11 @@ def summary(request: HttpRequest) -> HttpResponseBase:
 
 def _components_csv() -> HttpResponseBase:
     """The Update Summary's component table as CSV."""
-    header = ["Component", "Server version", "Last updated", "Clients", "Outdated clients", "Outdated share"]
+    header = ["Component", "Server version", "Last updated", "Clients"]
+    header += [f"{label} clients" for _state, label in STATE_LABELS.items()]
     rows = (
-        [s.component.name, s.latest_label, s.last_updated, s.clients, s.outdated, f"{s.outdated_rate:.1%}"]
-        for s in component_standings()
+        [s.name, s.latest_label, s.last_updated, s.clients, *(count for _s, _l, count, _p in s.cells)]
+        for s in component_standings().components
     )
     return csv_download(filename="component-compliance", header=header, rows=rows)
 
@@ -146,6 +155,7 @@ def run_progress(request: HttpRequest) -> JsonResponse:
 @permission_required_or_403(VIEW_CLIENTS)
 def run_detail(request: HttpRequest, pk: int) -> HttpResponseBase:
     run = get_object_or_404(runs_with_progress(), pk=pk)
+    progress_attach([run])
     status = request.GET.get("status", "")
     search = request.GET.get("q", "").strip()
     deliveries = run.deliveries.select_related("client").order_by("client__hostname", "pk")
@@ -172,6 +182,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponseBase:
         "query_string": query_string,
         "csv_query": urlencode({k: v for k, v in {"status": status, "q": search, "export": "csv"}.items() if v}),
         "can_cancel": request.user.has_perm("updates_app.change_updaterun") and not run.cancelled_at,
+        "retention_days": settings.DELIVERY_RETENTION_DAYS,
         "progress_url": reverse("updates:run-progress"),
         "retry_rule": retry.describe(),
         "demo": settings.CONSOLE_DEMO,

@@ -6,8 +6,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from updates_app.compliance import COMPONENT_KINDS
-from updates_app.components import CATALOGUE, ComponentError, component_download, component_resolve
+from updates_app.components import CATALOGUE, COMPONENT_KINDS, ComponentError, component_download, component_resolve
 from updates_app.models import Component
 from updates_app.version_labels import version_label
 

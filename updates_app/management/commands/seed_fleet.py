@@ -1,4 +1,8 @@
-"""manage.py seed_fleet --domains N --clients M: a demo client tree built with bulk inserts."""
+"""manage.py seed_fleet --domains N --clients M: a demo client tree built with bulk inserts.
+
+Clients get loopback addresses on the discard port (agents_app/fleet_seed.py)
+and versions around the server's (updates_app/seed.py), counted at once.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,9 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from agents_app.fleet_seed import FleetSeedError, fleet_seed
+from agents_app.fleet_seed import SEED_LISTENER_PORT, FleetSeedError, listener_answers
 from agents_app.models import Domain
+from updates_app.seed import fleet_seed_with_versions
 
 
 class Command(BaseCommand):
@@ -28,9 +33,14 @@ class Command(BaseCommand):
         if if_empty and Domain.objects.exists():
             self.stdout.write("Domains exist already: nothing seeded (--if-empty).")
             return
+        if listener_answers():
+            self.stderr.write(
+                f"Warning: something listens on 127.1.0.1:{SEED_LISTENER_PORT}; notifications to seeded clients "
+                "will reach it (they stay on this machine)."
+            )
         started = time.perf_counter()
         try:
-            result = fleet_seed(domains=domains, clients=clients, top_level=top_level, prefix=prefix)
+            result = fleet_seed_with_versions(domains=domains, clients=clients, top_level=top_level, prefix=prefix)
         except FleetSeedError as exc:
             raise CommandError(str(exc)) from None
         elapsed = time.perf_counter() - started
