@@ -418,7 +418,7 @@ def test_a_heartbeat_costs_a_handful_of_queries(client, register, component_stor
     body = {"event": "heartbeat", "component_versions": {"virus_pattern": "18.500.00"}}
     post(client, "/agent/v1/checkin", body, auth)
     # token lookup, update, pending deliveries, settings (+ savepoints)
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(9):
         assert post(client, "/agent/v1/checkin", body, auth).status_code == 200
 
 

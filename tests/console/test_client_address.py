@@ -15,7 +15,7 @@ def request(remote_addr: str, forwarded: str | None = None):
     return RequestFactory().get("/", **extra)
 
 
-@pytest.mark.parametrize("forwarded", [None, "", "10.0.0.5", "10.0.0.5, 192.168.0.1", "garbage", "127.0.0.1"])
+@pytest.mark.parametrize("forwarded", [None, "", "127.10.0.5", "127.10.0.5, 127.192.0.1", "garbage", "127.0.0.1"])
 def test_without_a_trusted_proxy_the_peer_is_the_client_whatever_the_header(settings, forwarded):
     settings.TRUSTED_PROXIES = []
     assert client_ip(request("127.0.0.9", forwarded)) == "127.0.0.9"
@@ -25,16 +25,16 @@ def test_without_a_trusted_proxy_the_peer_is_the_client_whatever_the_header(sett
     ("forwarded", "expected"),
     [
         # Our proxy appended the address it saw; the left part is the client's own writing.
-        ("10.0.0.5", "10.0.0.5"),
-        ("1.2.3.4, 10.0.0.5", "10.0.0.5"),
+        ("127.10.0.5", "127.10.0.5"),
+        ("127.1.2.4, 127.10.0.5", "127.10.0.5"),
         # Two trusted proxies in a row: skip both.
-        ("1.2.3.4, 10.0.0.5, 127.0.0.3", "10.0.0.5"),
+        ("127.1.2.4, 127.10.0.5, 127.0.0.3", "127.10.0.5"),
         # Only trusted hops: the left-most.
         ("127.0.0.4, 127.0.0.3", "127.0.0.4"),
         # No header, or garbage where our proxy would have written: the proxy itself.
         (None, "127.0.0.2"),
-        ("10.0.0.5, not-an-ip", "127.0.0.2"),
-        (" 10.0.0.5 ", "10.0.0.5"),
+        ("127.10.0.5, not-an-ip", "127.0.0.2"),
+        (" 127.10.0.5 ", "127.10.0.5"),
     ],
 )
 def test_behind_a_trusted_proxy_the_rightmost_untrusted_forwarded_address_counts(settings, forwarded, expected):
@@ -44,7 +44,7 @@ def test_behind_a_trusted_proxy_the_rightmost_untrusted_forwarded_address_counts
 
 def test_a_peer_that_is_not_a_trusted_proxy_cannot_forward(settings):
     settings.TRUSTED_PROXIES = ["127.0.0.2/32"]
-    assert client_ip(request("127.0.0.9", "10.0.0.5")) == "127.0.0.9"
+    assert client_ip(request("127.0.0.9", "127.10.0.5")) == "127.0.0.9"
 
 
 def test_ipv6_addresses_come_back_in_canonical_form(settings):

@@ -74,7 +74,7 @@ def test_no_console_page_violates_the_content_security_policy(logged_in_page, li
     page.get_by_label("Select client pc-csp").check()
     page.get_by_text("Settings", exact=True).click()
     page.get_by_role("button", name="Privileges and Other Settings").click()
-    page.locator("#privileges-modal").get_by_text("Component Update Privileges").wait_for()
+    page.locator("#privileges-modal").get_by_text("Component Update Privileges", exact=True).wait_for()
     seen["/clients/ (tree and dialog)"] = page.evaluate("window.__csp")
     page.goto(f"{live_server.url}/audit/")
     with page.expect_navigation():

@@ -126,7 +126,7 @@ def test_gunicorn_with_debug_off_serves_collected_static_health_and_metrics_of_e
         assert status == 200 and headers["Content-Type"].startswith("text/css") and len(body) > 10_000
         assert call(port, "GET", "/login/")[0] == 301  # plain HTTP to the console goes to HTTPS
 
-        status, body, _ = call(port, "GET", "/health/ready", {"Host": "10.1.2.3"})
+        status, body, _ = call(port, "GET", "/health/ready", {"Host": "127.1.2.3"})
         checks = json.loads(body)["checks"]
         assert status == 503 and checks["database"]["ok"] and checks["migrations"]["ok"] and checks["broker"]["ok"]
         assert not checks["worker"]["ok"]  # no worker runs in this test

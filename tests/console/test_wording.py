@@ -171,7 +171,7 @@ def test_the_dialog_names_a_selection_of_clients_once(superuser_client):
     ).content.decode()
     assert "Selected: <strong>3 clients</strong>." in page
     page = superuser_client.get(reverse("agents:privileges"), {"domain": hq.pk, "partial": 1}).content.decode()
-    assert "Selected: <strong>1 domain (hq)</strong> — 3 clients." in page
+    assert "Selected: <strong>1 domain (hq)</strong>, 3 clients in all." in page
 
 
 def test_django_renders_a_bare_datetime_in_the_same_form(settings):

@@ -72,10 +72,11 @@ def test_a_one_minute_window_plans_every_eligible_agent_inside_it_and_no_other(l
         AgentSpec(hostname="roaming", roaming=True),
         # Asks for roaming mode without the privilege: treated as online, so notified.
         AgentSpec(hostname="roaming-refused", roaming=True),
+        # Polling from behind NAT: planned too, never pushed (handed over at its poll).
+        AgentSpec(hostname="behind-nat", unreachable=True, ip_address="127.0.2.7"),
     ]
     ineligible = [
         AgentSpec(hostname="offline", offline=True),
-        AgentSpec(hostname="behind-nat", unreachable=True, ip_address="127.0.2.7"),
         AgentSpec(hostname="user-turned-off", scheduled_update_disabled=True),
         AgentSpec(hostname="no-privilege"),
     ]
@@ -110,6 +111,7 @@ def test_a_one_minute_window_plans_every_eligible_agent_inside_it_and_no_other(l
         assert sorted(d.client.hostname for d in deliveries) == sorted(s.hostname for s in eligible)
         assert all(start <= d.next_attempt_at < window.end for d in deliveries)
         assert all(d.status == DeliveryStatus.PENDING for d in deliveries)
+        assert {d.client.hostname for d in deliveries if not d.push} == {"behind-nat"}
 
 
 def test_a_one_minute_window_notifies_every_eligible_agent_inside_it(live_server, enrollment, celery_worker):

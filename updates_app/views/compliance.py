@@ -14,6 +14,7 @@ from django.shortcuts import render
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
+from console.permissions import VIEW_CLIENTS, permission_required_or_403
 from updates_app.compliance import OUTDATED, STATE_LABELS, STATES, clients_in_state, outdated_clients
 from updates_app.models import ClientComponent, Component
 
@@ -22,11 +23,11 @@ CRUMBS = ["Updates", "Compliance", "Clients"]
 
 
 @require_GET
+@permission_required_or_403(VIEW_CLIENTS)
 def compliance_clients(request: HttpRequest) -> HttpResponse:
-    if not (request.user.has_perm("agents_app.view_client") or request.user.has_perm("agents_app.change_client")):
-        return render(request, "updates_app/compliance_clients.html", {"denied": True, "breadcrumb": CRUMBS})
     component = request.GET.get("component", "").strip()
-    state = request.GET.get("state", "")
+    # Without a filter: the clients with outdated components, the list an administrator acts on.
+    state = request.GET.get("state", "") or (OUTDATED if not component else "")
     error = ""
     if state not in STATES:
         error = f"Choose a state: {', '.join(STATES)}."
