@@ -167,7 +167,7 @@ def test_the_demos_first_minutes_show_a_retry_a_give_up_and_a_restart_update(
         return run.created_at if run else None
 
     try:
-        assert play_beat_until(lambda: time_of_first_download() is not None, timeout=30.0), out.getvalue()
+        assert play_beat_until(lambda: time_of_first_download() is not None, timeout=30.0), (out.getvalue(), failure)
         assert play_beat_until(watch_the_summary, timeout=25.0), (seen, out.getvalue())
     finally:
         thread.join(timeout=60)

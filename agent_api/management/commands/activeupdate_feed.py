@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import signal
 import sys
+import threading
 
 from aiohttp import web
 from asgiref.sync import sync_to_async
@@ -38,8 +39,9 @@ class Command(BaseCommand):
         if refresh <= 0:
             raise CommandError("--refresh must be positive.")
         # Stopped by bin/run (honcho) or systemd: a normal end, exit 0.
-        for stop in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(stop, lambda *_: sys.exit(0))
+        if threading.current_thread() is threading.main_thread():
+            for stop in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(stop, lambda *_: sys.exit(0))
         asyncio.run(self._serve(host, port, refresh))
 
     async def _serve(self, host: str, port: int, refresh: float) -> None:

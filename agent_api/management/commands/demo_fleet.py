@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -138,7 +139,8 @@ class Command(BaseCommand):
         parser.add_argument("--duration", type=float, help="Stop by itself after this many seconds")
 
     def handle(self, *args, **opts):
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stopped by bin/run: stop the fleet, exit 0
+        if threading.current_thread() is threading.main_thread():  # (a test may run the demo in a thread)
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stopped by bin/run: stop the fleet, exit 0
         if not 1 <= opts["count"] <= 2000:
             raise CommandError("--count must be between 1 and 2000")
         for name in ("fail_rate", "unreachable_rate", "nap_rate", "sleep_rate"):
