@@ -17,6 +17,7 @@ from rest_framework import authentication, exceptions, permissions, throttling
 
 from agent_api.errors import RegisterAgain
 from agents_app.models import Client
+from console.compiled import CompiledQuery
 
 
 def token_generate() -> str:
@@ -25,6 +26,14 @@ def token_generate() -> str:
 
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+# Every agent request starts with this look-up: compiled once, one query.
+_CLIENT_BY_TOKEN_HASH = CompiledQuery(
+    Client,
+    build=lambda digest: Client.objects.filter(token_hash=digest).order_by("pk")[:1],
+    params=lambda connection, digest: [digest],
+)
 
 
 @dataclass
@@ -45,7 +54,7 @@ class AgentTokenAuthentication(authentication.BaseAuthentication):
         if scheme.lower() != "bearer" or not token or len(token) > 200:
             raise exceptions.AuthenticationFailed("Send 'Authorization: Bearer <token>'.")
         digest = token_digest(token)
-        client = Client.objects.filter(token_hash=digest).first()
+        client = _CLIENT_BY_TOKEN_HASH.first(digest=digest)
         if client is None or not hmac.compare_digest(client.token_hash, digest) or client.revoked_at:
             raise RegisterAgain()
         return AgentPrincipal(client=client), token

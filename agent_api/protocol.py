@@ -7,6 +7,7 @@ well-formed but cannot be honoured (nothing is changed then).
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import logging
 from typing import Any
@@ -22,8 +23,8 @@ from agents_app.connection import status_on_checkin
 from agents_app.models import Client, Domain
 from agents_app.services import client_create, domain_create
 from agents_app.signing import client_signing_key, encode_key
-from updates_app.configuration import client_configuration, configuration_hash
-from updates_app.engine.handover import actions_for_checkin
+from updates_app.configuration import client_configuration, configuration_hash, configuration_version
+from updates_app.engine.handover import RESTART_EVENT, actions_for_checkin, checkin_probe
 from updates_app.engine.reports import delivery_is_for, delivery_mark_updated
 from updates_app.models import ComponentVersion
 from updates_app.version_labels import parse_version_label, version_label
@@ -105,6 +106,25 @@ def _check_versions(versions: dict[str, str]) -> None:
         raise ProtocolError("unknown_version", f"The server has no {slug} version {version_label(number)}.")
 
 
+def _quiet_heartbeat(*, client: Client, event: str, fields: dict[str, Any], now: dt.datetime) -> bool:
+    """A check-in that needs no write: a heartbeat or poll that reports what is on record.
+
+    Status, roaming, the user's choice, the applied configuration and the
+    reported versions all match the stored row, and the last-contact stamp is
+    younger than AGENT_CONTACT_REFRESH_SECONDS (a coarse signal: refreshing it
+    on every heartbeat would cost an UPDATE and a commit for nothing). A
+    restart is never quiet (it may have to be told to update).
+    """
+    if event == RESTART_EVENT:
+        return False
+    if any(getattr(client, name) != value for name, value in fields.items() if name != "last_contact_at"):
+        return False
+    stamp = client.last_contact_at
+    return stamp is not None and dt.timedelta(0) <= now - stamp < dt.timedelta(
+        seconds=settings.AGENT_CONTACT_REFRESH_SECONDS
+    )
+
+
 def agent_checkin(
     *,
     client: Client,
@@ -121,7 +141,7 @@ def agent_checkin(
     status = status_on_checkin(
         ip_address=client.ip_address, reports_roaming=roaming, roaming_privilege=client.roaming_privilege
     )
-    fields = {
+    fields: dict[str, Any] = {
         "status": status,
         "last_contact_at": now,
         "reports_roaming": roaming,
@@ -130,12 +150,18 @@ def agent_checkin(
     }
     if component_versions:
         fields["component_versions"] = component_versions
-    with transaction.atomic():
-        Client.objects.filter(pk=client.pk).update(**fields)
-        for name, value in fields.items():
-            setattr(client, name, value)
-        actions = actions_for_checkin(client, event=event, reported_versions=component_versions)
-    current = configuration_hash(client_configuration(client))
+    # One query: the settings (for the configuration version) and whether anything waits for this client.
+    auto, handover_due = checkin_probe(client=client, now=now)
+    if not handover_due and _quiet_heartbeat(client=client, event=event, fields=fields, now=now):
+        # The fast path of a fleet's heartbeats: two queries in all (the token, this probe), no write.
+        actions: list[dict] = []
+    else:
+        with transaction.atomic():
+            Client.objects.filter(pk=client.pk).update(**fields)
+            for name, value in fields.items():
+                setattr(client, name, value)
+            actions = actions_for_checkin(client, event=event, reported_versions=component_versions, auto=auto)
+    current = configuration_version(client, auto)
     return {
         "status": status,
         "actions": actions,

@@ -302,7 +302,17 @@ class Delivery(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "client"], name="delivery_unique_run_client")]
-        indexes = [models.Index(fields=["status", "next_attempt_at"], name="delivery_due_idx")]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="delivery_due_idx"),
+            # The check-in's "anything to hand over?" probe (engine/handover.py):
+            # open rows only, so it stays small and index-only however many
+            # finished deliveries the table holds.
+            models.Index(
+                fields=["client", "status", "next_attempt_at"],
+                condition=models.Q(status__in=OPEN_STATUSES),
+                name="delivery_open_client_idx",
+            ),
+        ]
         verbose_name_plural = "deliveries"
 
     def __str__(self) -> str:

@@ -16,11 +16,14 @@ summary counts it and the agent's report can name its delivery id.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, Q, QuerySet
 from django.utils import timezone
 
 from agents_app.models import Client
+from console.compiled import CompiledQuery
 from updates_app.compliance import latest_version_numbers, outdated_slugs
 from updates_app.engine.claim import claim_released
 from updates_app.engine.runs import client_is_roaming, restart_delivery_create
@@ -28,6 +31,44 @@ from updates_app.engine.sender import notification_payload
 from updates_app.models import AutoUpdateSettings, Delivery, DeliveryStatus
 
 RESTART_EVENT = "restart"
+
+
+def _handover_rows(*, client: Client | int, now: dt.datetime) -> QuerySet[Delivery]:
+    """The client's deliveries a check-in at ``now`` takes over: retrying ones, and pending ones that are due."""
+    return Delivery.objects.filter(client=client).filter(
+        Q(status=DeliveryStatus.RETRYING) | Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
+    )
+
+
+def _settings_and_handover_due(*, client_id: int, now: dt.datetime) -> QuerySet[AutoUpdateSettings]:
+    due = _handover_rows(client=client_id, now=now)
+    return AutoUpdateSettings.objects.filter(pk=1).annotate(handover_due=Exists(due))
+
+
+def _settings_and_handover_due_params(connection, *, client_id: int, now: dt.datetime) -> list:
+    # In the order of the compiled SQL: EXISTS(SELECT 1 ... client, retrying, due by, pending), settings pk.
+    due_by = Delivery._meta.get_field("next_attempt_at").get_db_prep_value(now, connection)
+    return [1, client_id, DeliveryStatus.RETRYING, due_by, DeliveryStatus.PENDING, 1]
+
+
+# Run on every check-in: compiled once (console/compiled.py).
+_SETTINGS_AND_HANDOVER_DUE = CompiledQuery(
+    AutoUpdateSettings, build=_settings_and_handover_due, params=_settings_and_handover_due_params
+)
+
+
+def checkin_probe(*, client: Client, now: dt.datetime) -> tuple[AutoUpdateSettings, bool]:
+    """The Automatic Update settings, and whether a check-in at ``now`` has deliveries to take over: one query.
+
+    The probe reads the partial index ``delivery_open_client_idx`` (open rows
+    only, every column it tests), so "nothing pending" is an index-only look-up
+    that finds nothing, however many finished deliveries the table holds.
+    """
+    found = _SETTINGS_AND_HANDOVER_DUE.first_annotated(client_id=client.pk, now=now)
+    if found is None:  # a new server: the settings row is created on first use
+        return AutoUpdateSettings.load(), _handover_rows(client=client, now=now).exists()
+    auto, annotations = found
+    return auto, bool(annotations["handover_due"])
 
 
 def deliveries_hand_over(*, client: Client) -> list[Delivery]:
@@ -41,10 +82,8 @@ def deliveries_hand_over(*, client: Client) -> list[Delivery]:
     A row a worker is sending right now is left to the worker.
     """
     now = timezone.now()
-    handed = (
-        Delivery.objects.filter(client=client)
-        .filter(Q(status=DeliveryStatus.RETRYING) | Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now))
-        .update(**claim_released(status=DeliveryStatus.DELIVERED, delivered_at=now))
+    handed = _handover_rows(client=client, now=now).update(
+        **claim_released(status=DeliveryStatus.DELIVERED, delivered_at=now)
     )
     if not handed:
         return []
@@ -58,11 +97,13 @@ def deliveries_hand_over(*, client: Client) -> list[Delivery]:
 
 
 @transaction.atomic
-def actions_for_checkin(client: Client, *, event: str, reported_versions: dict[str, str]) -> list[dict]:
+def actions_for_checkin(
+    client: Client, *, event: str, reported_versions: dict[str, str], auto: AutoUpdateSettings | None = None
+) -> list[dict]:
     """Hand over the client's open deliveries; on restart, tell an outdated client to update."""
     deliveries = deliveries_hand_over(client=client)
     if not deliveries and event == RESTART_EVENT:
-        auto = AutoUpdateSettings.load()
+        auto = auto or AutoUpdateSettings.load()
         if (
             auto.update_on_restart
             and not client_is_roaming(client)
