@@ -160,7 +160,10 @@ def agent_checkin(
             Client.objects.filter(pk=client.pk).update(**fields)
             for name, value in fields.items():
                 setattr(client, name, value)
-            actions = actions_for_checkin(client, event=event, reported_versions=component_versions, auto=auto)
+            if handover_due or event == RESTART_EVENT:
+                actions = actions_for_checkin(client, event=event, reported_versions=component_versions, auto=auto)
+            else:
+                actions = []  # the probe found nothing to hand over: only the record changes
     current = configuration_version(client, auto)
     return {
         "status": status,
