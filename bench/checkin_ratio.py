@@ -28,8 +28,8 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from agent_protocol_bench import hammer, register  # noqa: E402
-from benchserver import Served  # noqa: E402
+from agent_protocol_bench import hammer, register
+from benchserver import Served
 
 
 async def ratio(url: str, duration: float, concurrency: int, rounds: int) -> dict:

@@ -41,7 +41,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchserver import Served, percentile  # noqa: E402
+from benchserver import Served, percentile
 
 HOST_PREFIX = "soak-"
 DOMAIN = "Soak"
@@ -76,13 +76,10 @@ def seed_fleet(count: int, heartbeat: int, seed: int) -> tuple[dict[str, str], s
     for version in ComponentVersion.objects.select_related("component").order_by("component_id", "-number"):
         latest.setdefault(version.component.slug, version.label)
 
-    old = Client.objects.filter(hostname__startswith=HOST_PREFIX)
     with transaction.atomic():
+        old = Client.objects.filter(hostname__startswith=HOST_PREFIX)
         Delivery.objects.filter(client__in=old).delete()
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"DELETE FROM {Client._meta.db_table} WHERE hostname LIKE %s", [HOST_PREFIX.replace("_", r"\_") + "%"]
-            )
+        old.delete()
     domain = Domain.objects.filter(name=DOMAIN, parent=None).first() or domain_create(name=DOMAIN)
     settings_values = domain.settings_dict()
     config_version = ConfigurationBuilder().version_of_values(settings_values)
@@ -112,7 +109,7 @@ def seed_fleet(count: int, heartbeat: int, seed: int) -> tuple[dict[str, str], s
     if batch:
         Client.objects.bulk_create(batch)
     with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {Client._meta.db_table}")
+        cursor.execute("ANALYZE agents_app_client")
     return latest, config_version, ages
 
 
@@ -211,7 +208,7 @@ def main() -> None:
         raise SystemExit("--agents must be between 1 and 250000")
 
     # The server runs on its defaults: no heartbeat or rate-limit overrides.
-    overrides = {name: "" for name in ("AGENT_HEARTBEAT_SECONDS", "AGENT_OFFLINE_AFTER_SECONDS", "AGENT_RATE_LIMIT")}
+    overrides = dict.fromkeys(("AGENT_HEARTBEAT_SECONDS", "AGENT_OFFLINE_AFTER_SECONDS", "AGENT_RATE_LIMIT"), "")
     with Served(database_url=database_url, workers=args.workers, env=overrides) as server:
         os.environ.update({k: server.env[k] for k in ("CONSOLE_VAR_DIR", "SECRET_KEY", "DEBUG", "DATABASE_URL")})
         os.environ["AGENT_ENROLLMENT_SECRET"] = server.env["AGENT_ENROLLMENT_SECRET"]

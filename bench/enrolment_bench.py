@@ -13,7 +13,11 @@ Against gunicorn (2 sync workers) on a free loopback port:
    exactly once and every registration must have succeeded;
 2. ``--fleet`` reference agents (agent_api.simulator, each with its own
    listener on 127.0.0.1) start: register, check in as after a restart, fetch
-   the configuration. The clock stops when all have started.
+   the configuration. The clock stops when all have started. A Virus Pattern is
+   downloaded first when the server holds no component, so the restart
+   check-in has something to be behind on; ``--start-behind`` starts the agents
+   holding nothing (each then downloads the full file at its restart), as the
+   reference agent did before issue 16.
 
 The whole fleet registers from one address, so the server runs with a
 registration rate limit that lets it (AGENT_REGISTRATION_RATE_LIMIT is per
@@ -35,7 +39,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchserver import SECRET, Served  # noqa: E402
+from benchserver import SECRET, Served
 
 
 async def register_many(url: str, count: int, concurrency: int, tag: str) -> tuple[float, int, set[str]]:
@@ -76,10 +80,17 @@ async def register_many(url: str, count: int, concurrency: int, tag: str) -> tup
     return (count - errors) / elapsed, errors, new_domains
 
 
-async def start_fleet(url: str, count: int) -> tuple[float, int]:
+async def start_fleet(url: str, count: int, start_current: bool) -> tuple[float, int]:
     from agent_api.simulator import Fleet
 
-    fleet = Fleet(server_url=url, enrollment_secret=SECRET, count=count, seed=int(time.time()), domain="Fleet")
+    fleet = Fleet(
+        server_url=url,
+        enrollment_secret=SECRET,
+        count=count,
+        seed=int(time.time()),
+        domain="Fleet",
+        start_current=start_current,
+    )
     started = time.monotonic()
     try:
         await fleet.start()
@@ -95,12 +106,19 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--fleet", type=int, default=10000, help="reference agents to start (0: skip)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--start-behind",
+        action="store_true",
+        help="the fleet's agents start holding no component (the reference agent before issue 16)",
+    )
     args = parser.parse_args()
 
     database_url = os.environ.get("DATABASE_URL")
     env = {"AGENT_REGISTRATION_RATE_LIMIT": "10000000/min", "AGENT_RATE_LIMIT": "10000000/min"}
     with Served(database_url=database_url, workers=args.workers, env=env) as server:
-        os.environ.update({k: server.env[k] for k in ("CONSOLE_VAR_DIR", "SECRET_KEY", "DEBUG", "AGENT_ENROLLMENT_SECRET")})
+        os.environ.update(
+            {k: server.env[k] for k in ("CONSOLE_VAR_DIR", "SECRET_KEY", "DEBUG", "AGENT_ENROLLMENT_SECRET")}
+        )
         if database_url:
             os.environ["DATABASE_URL"] = database_url
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
@@ -108,6 +126,7 @@ def main() -> None:
 
         django.setup()
         from agents_app.models import Domain
+        from updates_app.models import Component
 
         server.start()
         print(f"server: gunicorn, {args.workers} workers, {server.database}, {server.url}; cores: {os.cpu_count()}")
@@ -115,7 +134,9 @@ def main() -> None:
         if args.registrations:
             tag = uuid.uuid4().hex[:6]
             cpu = server.cpu_seconds()
-            rate, errors, new_domains = asyncio.run(register_many(server.url, args.registrations, args.concurrency, tag))
+            rate, errors, new_domains = asyncio.run(
+                register_many(server.url, args.registrations, args.concurrency, tag)
+            )
             cpu = server.cpu_seconds() - cpu
             created = {name: Domain.objects.filter(name=name).count() for name in new_domains}
             twice = sorted(name for name, n in created.items() if n != 1)
@@ -127,9 +148,12 @@ def main() -> None:
                 flush=True,
             )
         if args.fleet:
-            elapsed, errors = asyncio.run(start_fleet(server.url, args.fleet))
+            if not Component.objects.exists():
+                server.manage("download_component", "--component", "virus_pattern")
+            elapsed, errors = asyncio.run(start_fleet(server.url, args.fleet, not args.start_behind))
+            holding = "no components" if args.start_behind else "the current components"
             print(
-                f"reference fleet of {args.fleet}: started in {elapsed:.1f} s ({args.fleet / elapsed:.0f} agents/s), "
+                f"reference fleet of {args.fleet} starting with {holding}: started in {elapsed:.1f} s ({args.fleet / elapsed:.0f} agents/s), "
                 f"errors {errors}",
                 flush=True,
             )
