@@ -13,11 +13,14 @@ import secrets
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions, throttling
 
 from agent_api.errors import RegisterAgain
 from agents_app.models import Client
 from console.compiled import CompiledQuery
+from updates_app.engine.handover import checkin_client
+from updates_app.models import AutoUpdateSettings
 
 
 def token_generate() -> str:
@@ -42,6 +45,8 @@ class AgentPrincipal:
 
     client: Client
     is_authenticated: bool = True
+    # Check-ins only (a view with ``reads_checkin_probe``): (settings, work waiting?) read with the client.
+    checkin_probe: tuple[AutoUpdateSettings, bool] | None = None
 
 
 class AgentTokenAuthentication(authentication.BaseAuthentication):
@@ -54,10 +59,26 @@ class AgentTokenAuthentication(authentication.BaseAuthentication):
         if scheme.lower() != "bearer" or not token or len(token) > 200:
             raise exceptions.AuthenticationFailed("Send 'Authorization: Bearer <token>'.")
         digest = token_digest(token)
-        client = _CLIENT_BY_TOKEN_HASH.first(digest=digest)
-        if client is None or not hmac.compare_digest(client.token_hash, digest) or client.revoked_at:
+        view = (request.parser_context or {}).get("view")
+        principal = self._principal(digest, with_checkin_probe=getattr(view, "reads_checkin_probe", False))
+        if principal is None:
             raise RegisterAgain()
-        return AgentPrincipal(client=client), token
+        client = principal.client
+        if not hmac.compare_digest(client.token_hash, digest) or client.revoked_at:
+            raise RegisterAgain()
+        return principal, token
+
+    @staticmethod
+    def _principal(digest: str, *, with_checkin_probe: bool) -> AgentPrincipal | None:
+        if not with_checkin_probe:
+            client = _CLIENT_BY_TOKEN_HASH.first(digest=digest)
+            return AgentPrincipal(client=client) if client is not None else None
+        # A check-in: the same statement reads the settings and probes for waiting work.
+        found = checkin_client(digest=digest, now=timezone.now())
+        if found is None:
+            return None
+        client, auto, handover_due = found
+        return AgentPrincipal(client=client, checkin_probe=(auto, handover_due))
 
     def authenticate_header(self, request) -> str:
         # Makes DRF answer 401 (not 403) to unauthenticated calls.

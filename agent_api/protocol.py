@@ -26,7 +26,7 @@ from agents_app.signing import client_signing_key, encode_key
 from updates_app.configuration import client_configuration, configuration_hash, configuration_version
 from updates_app.engine.handover import RESTART_EVENT, actions_for_checkin, checkin_probe
 from updates_app.engine.reports import delivery_is_for, delivery_mark_updated
-from updates_app.models import ComponentVersion
+from updates_app.models import AutoUpdateSettings, ComponentVersion
 from updates_app.version_labels import parse_version_label, version_label
 
 logger = logging.getLogger(__name__)
@@ -125,6 +125,12 @@ def _quiet_heartbeat(*, client: Client, event: str, fields: dict[str, Any], now:
     )
 
 
+def _record_checkin(client: Client, fields: dict[str, Any]) -> None:
+    Client.objects.filter(pk=client.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(client, name, value)
+
+
 def agent_checkin(
     *,
     client: Client,
@@ -133,7 +139,9 @@ def agent_checkin(
     config_version: str,
     scheduled_update_disabled: bool,
     roaming: bool,
+    probe: tuple[AutoUpdateSettings, bool] | None = None,
 ) -> dict[str, Any]:
+    """``probe``: (settings, work waiting?) when the caller read them with the client (the view does)."""
     if component_versions != client.component_versions:
         # What the client already holds on record was checked when it was stored.
         _check_versions(component_versions)
@@ -150,20 +158,21 @@ def agent_checkin(
     }
     if component_versions:
         fields["component_versions"] = component_versions
-    # One query: the settings (for the configuration version) and whether anything waits for this client.
-    auto, handover_due = checkin_probe(client=client, now=now)
+    # The settings (for the configuration version) and whether anything waits for this client:
+    # read with the client at authentication, else one query here.
+    auto, handover_due = probe or checkin_probe(client=client, now=now)
     if not handover_due and _quiet_heartbeat(client=client, event=event, fields=fields, now=now):
-        # The fast path of a fleet's heartbeats: two queries in all (the token, this probe), no write.
+        # The fast path of a fleet's heartbeats: no write; one query in all through the view.
         actions: list[dict] = []
+    elif not handover_due and event != RESTART_EVENT:
+        # Only the record changes (a fleet's steady heartbeat once the stamp has aged): one
+        # UPDATE in autocommit, without a transaction's two extra round trips.
+        _record_checkin(client, fields)
+        actions = []
     else:
         with transaction.atomic():
-            Client.objects.filter(pk=client.pk).update(**fields)
-            for name, value in fields.items():
-                setattr(client, name, value)
-            if handover_due or event == RESTART_EVENT:
-                actions = actions_for_checkin(client, event=event, reported_versions=component_versions, auto=auto)
-            else:
-                actions = []  # the probe found nothing to hand over: only the record changes
+            _record_checkin(client, fields)
+            actions = actions_for_checkin(client, event=event, reported_versions=component_versions, auto=auto)
     current = configuration_version(client, auto)
     return {
         "status": status,

@@ -229,8 +229,8 @@ AGENT_ENROLLMENT_SECRET = secret_key(
     "AGENT_ENROLLMENT_SECRET", debug=DEBUG, key_file=VAR_DIR / "agent_enrollment_secret"
 )
 # Sized for the fleet (README, "Sizing"): check-ins per second = agents / heartbeat,
-# so 100,000 agents at 600 s make 167 check-ins/s, well within one 2-core server.
-AGENT_HEARTBEAT_SECONDS = env_int("AGENT_HEARTBEAT_SECONDS", 600, minimum=5)
+# so 100,000 agents at 1,800 s make 56 check-ins/s, well within one 2-core server.
+AGENT_HEARTBEAT_SECONDS = env_int("AGENT_HEARTBEAT_SECONDS", 1800, minimum=5)
 # A check-in that changes nothing writes the client's last-contact stamp only
 # once it is this old: the stamp is a coarse signal, and a skipped write saves
 # the UPDATE (and its commit) on the hottest path.

@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import transaction
-from django.db.models import Exists, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from agents_app.models import Client
@@ -33,7 +33,7 @@ from updates_app.models import AutoUpdateSettings, Delivery, DeliveryStatus
 RESTART_EVENT = "restart"
 
 
-def _handover_rows(*, client: Client | int, now: dt.datetime) -> QuerySet[Delivery]:
+def _handover_rows(*, client: Client | int | OuterRef, now: dt.datetime) -> QuerySet[Delivery]:
     """The client's deliveries a check-in at ``now`` takes over: retrying ones, and pending ones that are due."""
     return Delivery.objects.filter(client=client).filter(
         Q(status=DeliveryStatus.RETRYING) | Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
@@ -55,6 +55,44 @@ def _settings_and_handover_due_params(connection, *, client_id: int, now: dt.dat
 _SETTINGS_AND_HANDOVER_DUE = CompiledQuery(
     AutoUpdateSettings, build=_settings_and_handover_due, params=_settings_and_handover_due_params
 )
+
+
+# Every column of the settings row, read along with the client by ``checkin_client``.
+_SETTINGS_COLUMNS = [field.attname for field in AutoUpdateSettings._meta.concrete_fields]
+
+
+def _client_for_checkin(*, digest: str, now: dt.datetime) -> QuerySet[Client]:
+    settings_row = AutoUpdateSettings.objects.filter(pk=1)
+    columns = {f"settings_{name}": Subquery(settings_row.values(name)) for name in _SETTINGS_COLUMNS}
+    due = _handover_rows(client=OuterRef("pk"), now=now)
+    return Client.objects.filter(token_hash=digest).annotate(handover_due=Exists(due), **columns).order_by("pk")[:1]
+
+
+def _client_for_checkin_params(connection, *, digest: str, now: dt.datetime) -> list:
+    # In the order of the compiled SQL: EXISTS(SELECT 1 ... retrying, due by, pending), the settings pk
+    # once per settings column, the token digest.
+    due_by = Delivery._meta.get_field("next_attempt_at").get_db_prep_value(now, connection)
+    return [1, DeliveryStatus.RETRYING, due_by, DeliveryStatus.PENDING, *([1] * len(_SETTINGS_COLUMNS)), digest]
+
+
+_CLIENT_FOR_CHECKIN = CompiledQuery(Client, build=_client_for_checkin, params=_client_for_checkin_params)
+
+
+def checkin_client(*, digest: str, now: dt.datetime) -> tuple[Client, AutoUpdateSettings, bool] | None:
+    """The client holding this token digest, the settings and whether it has work waiting: one query.
+
+    The agent API authenticates check-ins with this, so a heartbeat that
+    changes nothing costs that one statement (see ``checkin_probe``).
+    """
+    found = _CLIENT_FOR_CHECKIN.first_annotated(digest=digest, now=now)
+    if found is None:
+        return None
+    client, annotations = found
+    values = [annotations[f"settings_{name}"] for name in _SETTINGS_COLUMNS]
+    if values[0] is None:  # a new server: the settings row is created on first use
+        return client, AutoUpdateSettings.load(), bool(annotations["handover_due"])
+    auto = AutoUpdateSettings.from_db(client._state.db, _SETTINGS_COLUMNS, values)
+    return client, auto, bool(annotations["handover_due"])
 
 
 def checkin_probe(*, client: Client, now: dt.datetime) -> tuple[AutoUpdateSettings, bool]:
