@@ -17,9 +17,11 @@ summary counts it and the agent's report can name its delivery id.
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import JSONObject
 from django.utils import timezone
 
 from agents_app.models import Client
@@ -62,17 +64,22 @@ _SETTINGS_COLUMNS = [field.attname for field in AutoUpdateSettings._meta.concret
 
 
 def _client_for_checkin(*, digest: str, now: dt.datetime) -> QuerySet[Client]:
-    settings_row = AutoUpdateSettings.objects.filter(pk=1)
-    columns = {f"settings_{name}": Subquery(settings_row.values(name)) for name in _SETTINGS_COLUMNS}
+    # The settings row as one JSON object: one subquery to plan, not one per column.
+    row = JSONObject(**{name: name for name in _SETTINGS_COLUMNS})
+    settings_row = Subquery(AutoUpdateSettings.objects.filter(pk=1).values(row=row))
     due = _handover_rows(client=OuterRef("pk"), now=now)
-    return Client.objects.filter(token_hash=digest).annotate(handover_due=Exists(due), **columns).order_by("pk")[:1]
+    return (
+        Client.objects.filter(token_hash=digest)
+        .annotate(handover_due=Exists(due), settings_row=settings_row)
+        .order_by("pk")[:1]
+    )
 
 
 def _client_for_checkin_params(connection, *, digest: str, now: dt.datetime) -> list:
-    # In the order of the compiled SQL: EXISTS(SELECT 1 ... retrying, due by, pending), the settings pk
-    # once per settings column, the token digest.
+    # In the order of the compiled SQL: EXISTS(SELECT 1 ... retrying, due by, pending), the JSON
+    # object's keys, the settings pk, the token digest.
     due_by = Delivery._meta.get_field("next_attempt_at").get_db_prep_value(now, connection)
-    return [1, DeliveryStatus.RETRYING, due_by, DeliveryStatus.PENDING, *([1] * len(_SETTINGS_COLUMNS)), digest]
+    return [1, DeliveryStatus.RETRYING, due_by, DeliveryStatus.PENDING, *_SETTINGS_COLUMNS, 1, digest]
 
 
 _CLIENT_FOR_CHECKIN = CompiledQuery(Client, build=_client_for_checkin, params=_client_for_checkin_params)
@@ -88,9 +95,12 @@ def checkin_client(*, digest: str, now: dt.datetime) -> tuple[Client, AutoUpdate
     if found is None:
         return None
     client, annotations = found
-    values = [annotations[f"settings_{name}"] for name in _SETTINGS_COLUMNS]
-    if values[0] is None:  # a new server: the settings row is created on first use
+    row = annotations["settings_row"]
+    if row is None:  # a new server: the settings row is created on first use
         return client, AutoUpdateSettings.load(), bool(annotations["handover_due"])
+    if isinstance(row, str):
+        row = json.loads(row)
+    values = [field.to_python(row[field.attname]) for field in AutoUpdateSettings._meta.concrete_fields]
     auto = AutoUpdateSettings.from_db(client._state.db, _SETTINGS_COLUMNS, values)
     return client, auto, bool(annotations["handover_due"])
 
