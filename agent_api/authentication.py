@@ -20,12 +20,16 @@ import secrets
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions, throttling
 
 from agent_api.errors import RegisterAgain
 from agents_app.models import Client
 from console.client_address import client_ip
+from console.compiled import CompiledQuery
 from console.ratelimit import Budget
+from updates_app.engine.handover import checkin_client
+from updates_app.models import AutoUpdateSettings
 
 
 def token_generate() -> str:
@@ -36,12 +40,22 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# Every agent request starts with this look-up: compiled once, one query.
+_CLIENT_BY_TOKEN_HASH = CompiledQuery(
+    Client,
+    build=lambda digest: Client.objects.filter(token_hash=digest).order_by("pk")[:1],
+    params=lambda connection, digest: [digest],
+)
+
+
 @dataclass
 class AgentPrincipal:
     """What ``request.user`` is on the agent API: the authenticated client."""
 
     client: Client
     is_authenticated: bool = True
+    # Check-ins only (a view with ``reads_checkin_probe``): (settings, work waiting?) read with the client.
+    checkin_probe: tuple[AutoUpdateSettings, bool] | None = None
 
 
 def _failures() -> Budget:
@@ -71,11 +85,28 @@ class AgentTokenAuthentication(authentication.BaseAuthentication):
             auth_failure_record(request)
             raise exceptions.AuthenticationFailed("Send 'Authorization: Bearer <token>'.")
         digest = token_digest(token)
-        client = Client.objects.filter(token_hash=digest).first()
-        if client is None or not hmac.compare_digest(client.token_hash, digest) or client.revoked_at:
+        view = (request.parser_context or {}).get("view")
+        principal = self._principal(digest, with_checkin_probe=getattr(view, "reads_checkin_probe", False))
+        if principal is None:
             auth_failure_record(request)
             raise RegisterAgain()
-        return AgentPrincipal(client=client), token
+        client = principal.client
+        if not hmac.compare_digest(client.token_hash, digest) or client.revoked_at:
+            auth_failure_record(request)
+            raise RegisterAgain()
+        return principal, token
+
+    @staticmethod
+    def _principal(digest: str, *, with_checkin_probe: bool) -> AgentPrincipal | None:
+        if not with_checkin_probe:
+            client = _CLIENT_BY_TOKEN_HASH.first(digest=digest)
+            return AgentPrincipal(client=client) if client is not None else None
+        # A check-in: the same statement reads the settings and probes for waiting work.
+        found = checkin_client(digest=digest, now=timezone.now())
+        if found is None:
+            return None
+        client, auto, handover_due = found
+        return AgentPrincipal(client=client, checkin_probe=(auto, handover_due))
 
     def authenticate_header(self, request) -> str:
         # Makes DRF answer 401 (not 403) to unauthenticated calls.

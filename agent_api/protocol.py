@@ -7,6 +7,7 @@ well-formed but cannot be honoured (nothing is changed then).
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import logging
 from typing import Any
@@ -23,10 +24,10 @@ from agents_app.models import Client, Domain
 from agents_app.services import client_create, domain_create
 from agents_app.signing import client_signing_key, encode_key, key_id
 from updates_app.compliance import client_versions_record
-from updates_app.configuration import client_configuration, configuration_hash
-from updates_app.engine.handover import actions_for_checkin
+from updates_app.configuration import client_configuration, configuration_hash, configuration_version
+from updates_app.engine.handover import RESTART_EVENT, actions_for_checkin, checkin_probe
 from updates_app.engine.reports import delivery_is_for, delivery_mark_updated
-from updates_app.models import ComponentVersion
+from updates_app.models import AutoUpdateSettings, ComponentVersion
 from updates_app.version_labels import parse_version_label, version_label
 
 logger = logging.getLogger(__name__)
@@ -138,6 +139,31 @@ def _check_versions(versions: dict[str, str]) -> None:
         raise ProtocolError("unknown_version", f"The server has no {slug} version {version_label(number)}.")
 
 
+def _quiet_heartbeat(*, client: Client, event: str, fields: dict[str, Any], now: dt.datetime) -> bool:
+    """A check-in that needs no write: a heartbeat or poll that reports what is on record.
+
+    Status, roaming, the user's choice, the applied configuration and the
+    reported versions all match the stored row, and the last-contact stamp is
+    younger than AGENT_CONTACT_REFRESH_SECONDS (a coarse signal: refreshing it
+    on every heartbeat would cost an UPDATE and a commit for nothing). A
+    restart is never quiet (it may have to be told to update).
+    """
+    if event == RESTART_EVENT:
+        return False
+    if any(getattr(client, name) != value for name, value in fields.items() if name != "last_contact_at"):
+        return False
+    stamp = client.last_contact_at
+    return stamp is not None and dt.timedelta(0) <= now - stamp < dt.timedelta(
+        seconds=settings.AGENT_CONTACT_REFRESH_SECONDS
+    )
+
+
+def _record_checkin(client: Client, fields: dict[str, Any]) -> None:
+    Client.objects.filter(pk=client.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(client, name, value)
+
+
 def agent_checkin(
     *,
     client: Client,
@@ -146,8 +172,10 @@ def agent_checkin(
     config_version: str,
     scheduled_update_disabled: bool,
     roaming: bool,
+    probe: tuple[AutoUpdateSettings, bool] | None = None,
     signing_key_id: str = "",
 ) -> dict[str, Any]:
+    """``probe``: (settings, work waiting?) when the caller read them with the client (the view does)."""
     versions_changed = bool(component_versions) and component_versions != client.component_versions
     if versions_changed:
         # What the client already holds on record was checked when it was stored.
@@ -156,7 +184,7 @@ def agent_checkin(
     status = status_on_checkin(
         ip_address=client.ip_address, reports_roaming=roaming, roaming_privilege=client.roaming_privilege
     )
-    fields = {
+    fields: dict[str, Any] = {
         "status": status,
         "last_contact_at": now,
         "reports_roaming": roaming,
@@ -165,14 +193,28 @@ def agent_checkin(
     }
     if component_versions:
         fields["component_versions"] = component_versions
-    with transaction.atomic():
-        Client.objects.filter(pk=client.pk).update(**fields)
-        if versions_changed:
-            client_versions_record(client=client, reported=component_versions)
-        for name, value in fields.items():
-            setattr(client, name, value)
-        actions = actions_for_checkin(client, event=event, reported_versions=component_versions)
-    current = configuration_hash(client_configuration(client))
+    # The settings (for the configuration version) and whether anything waits for this client:
+    # read with the client at authentication, else one query here.
+    auto, handover_due = probe or checkin_probe(client=client, now=now)
+    if not handover_due and _quiet_heartbeat(client=client, event=event, fields=fields, now=now):
+        # The fast path of a fleet's heartbeats: no write; one query in all through the view.
+        actions: list[dict] = []
+    elif not handover_due and event != RESTART_EVENT and not versions_changed:
+        # Only the record changes (a fleet's steady heartbeat once the stamp has aged): one
+        # UPDATE in autocommit, without a transaction's two extra round trips.
+        _record_checkin(client, fields)
+        actions = []
+    else:
+        with transaction.atomic():
+            _record_checkin(client, fields)
+            if versions_changed:
+                # The compliance tables follow what the client holds (updates_app/compliance.py).
+                client_versions_record(client=client, reported=component_versions)
+            due = handover_due or event == RESTART_EVENT
+            actions = (
+                actions_for_checkin(client, event=event, reported_versions=component_versions, auto=auto) if due else []
+            )
+    current = configuration_version(client, auto)
     # The hand-over of a rotated signing key: only to an agent that holds another.
     signing_key = client_signing_key(str(client.guid))
     return {

@@ -93,10 +93,14 @@ class RegisterView(AgentView):
 class CheckinView(AgentView):
     """Heartbeat, restart or poll: records what the agent holds; answers pending actions and whether the configuration changed."""
 
+    # Authentication reads the settings and probes for waiting work with the client: one query.
+    reads_checkin_probe = True
+
     @extend_schema(request=s.CheckinRequest, responses={200: s.CheckinResponse, **ERRORS})
     def post(self, request):
         data = self.validated(s.CheckinRequest)
-        answer = protocol.agent_checkin(client=self.client, **data)
+        principal = cast(AgentPrincipal, request.user)
+        answer = protocol.agent_checkin(client=principal.client, probe=principal.checkin_probe, **data)
         return Response(s.CheckinResponse(answer).data)
 
 

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 from console.env import (
     env_bool,
@@ -341,9 +342,25 @@ AGENT_ENROLLMENT_SECRET = secret_key(
 # checked in and learnt its new key.
 AGENT_SIGNING_SECRET = secret_key("AGENT_SIGNING_SECRET", debug=DEBUG, key_file=VAR_DIR / "agent_signing_secret")
 AGENT_SIGNING_SECRET_FALLBACKS = env_list("AGENT_SIGNING_SECRET_FALLBACKS", [])
-AGENT_HEARTBEAT_SECONDS = env_int("AGENT_HEARTBEAT_SECONDS", 60, minimum=5)
-# A client silent for longer than this is marked offline by a beat task.
-AGENT_OFFLINE_AFTER_SECONDS = env_int("AGENT_OFFLINE_AFTER_SECONDS", 180, minimum=10)
+# Sized for the fleet (README, "Sizing"): check-ins per second = agents / heartbeat,
+# so 100,000 agents at 1,800 s make 56 check-ins/s, well within one 2-core server.
+AGENT_HEARTBEAT_SECONDS = env_int("AGENT_HEARTBEAT_SECONDS", 1800, minimum=5)
+# A check-in that changes nothing writes the client's last-contact stamp only
+# once it is this old: the stamp is a coarse signal, and a skipped write saves
+# the UPDATE (and its commit) on the hottest path.
+AGENT_CONTACT_REFRESH_SECONDS = env_int(
+    "AGENT_CONTACT_REFRESH_SECONDS", max(1, AGENT_HEARTBEAT_SECONDS // 4), minimum=0
+)
+# A client silent for longer than this is marked offline by a beat task: three
+# missed heartbeats by default.
+AGENT_OFFLINE_AFTER_SECONDS = env_int("AGENT_OFFLINE_AFTER_SECONDS", 3 * AGENT_HEARTBEAT_SECONDS, minimum=10)
+if AGENT_OFFLINE_AFTER_SECONDS <= AGENT_HEARTBEAT_SECONDS + AGENT_CONTACT_REFRESH_SECONDS:
+    # The stored stamp may lag a live client by a heartbeat plus the refresh age.
+    raise ImproperlyConfigured(
+        f"AGENT_OFFLINE_AFTER_SECONDS ({AGENT_OFFLINE_AFTER_SECONDS}) must be longer than "
+        f"AGENT_HEARTBEAT_SECONDS + AGENT_CONTACT_REFRESH_SECONDS ({AGENT_HEARTBEAT_SECONDS} + "
+        f"{AGENT_CONTACT_REFRESH_SECONDS}), or live clients would be marked offline."
+    )
 # Clients whose IP is in these ranges are behind NAT: never pushed to, they poll.
 AGENT_UNREACHABLE_NETWORKS = env_networks("AGENT_UNREACHABLE_NETWORKS", [])
 # Notifications go only to registered addresses inside these networks.

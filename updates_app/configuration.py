@@ -123,6 +123,57 @@ def client_configuration(client: Client, auto: AutoUpdateSettings | None = None)
     return {**shared_document(auto), **client_document(client.settings_dict())}
 
 
+# Columns of the settings row that are bookkeeping, not configuration.
+_NOT_CONFIGURATION = frozenset({"id", "revision", "updated_at", "updated_by"})
+_VERSION_CACHE_SIZE = 4096
+_version_cache: dict[tuple[Any, ...], str] = {}
+
+
+def _shared_key(auto: AutoUpdateSettings) -> tuple[Any, ...]:
+    """Everything the shared part of the document can depend on.
+
+    Every configuration column of the settings row (not only those the
+    document reads today, so a new field cannot be forgotten here), the
+    server's TIME_ZONE and the schema version. Keyed by content rather than by
+    ``revision``: a row written without bumping the revision still gets the
+    right version.
+    """
+    values = tuple(
+        getattr(auto, field.attname) for field in auto._meta.concrete_fields if field.name not in _NOT_CONFIGURATION
+    )
+    return (CONFIG_SCHEMA_VERSION, settings.TIME_ZONE, *values)
+
+
+_PROXY_COLUMNS = [f.attname for f in ProxySettings._meta.concrete_fields if f.name not in _NOT_CONFIGURATION]
+
+
+def _proxy_key() -> tuple[Any, ...]:
+    """The proxy settings' content (one primary-key look-up) and the ActiveUpdate address: the rest of the shared part."""
+    return (settings.ACTIVEUPDATE_URL, ProxySettings.objects.filter(pk=1).values_list(*_PROXY_COLUMNS).first())
+
+
+def configuration_version(client: Client, auto: AutoUpdateSettings) -> str:
+    """The client's configuration version without building and hashing its document each time.
+
+    The version depends on the shared settings (Automatic Update, proxy) and
+    the client's dialog settings only, so it is cached per process under those
+    inputs; a check-in costs a dictionary look-up (and the proxy row's
+    primary-key read) instead of a JSON dump and a SHA-256.
+    """
+    key = (
+        _shared_key(auto),
+        _proxy_key(),
+        tuple(bool(getattr(client, name)) for name in CLIENT_CONFIGURATION_FIELDS),
+    )
+    version = _version_cache.get(key)
+    if version is None:
+        version = configuration_hash(client_configuration(client, auto))
+        if len(_version_cache) >= _VERSION_CACHE_SIZE:
+            _version_cache.clear()
+        _version_cache[key] = version
+    return version
+
+
 def configuration_hash(document: dict[str, Any]) -> str:
     """The configuration version: SHA-256 of the canonical JSON of the document."""
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()

@@ -424,6 +424,14 @@ class Delivery(models.Model):
                 condition=models.Q(status__in=UNFINISHED_STATUSES),
                 name="delivery_unfinished_idx",
             ),
+            # The check-in's "anything to hand over?" probe (engine/handover.py):
+            # open rows only, so it stays small and index-only however many
+            # finished deliveries the table holds.
+            models.Index(
+                fields=["client", "status", "next_attempt_at"],
+                condition=models.Q(status__in=OPEN_STATUSES),
+                name="delivery_open_client_idx",
+            ),
         ]
         verbose_name_plural = "deliveries"
 

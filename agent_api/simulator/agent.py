@@ -522,10 +522,11 @@ class SimAgent:
             logger.info("agent %s: background task failed: %r", self.spec.hostname, task.exception())
 
     async def start(self) -> None:
-        """Register, check in as after a restart, fetch configuration, then run the loops."""
+        """Register (unless already registered), check in as after a restart, fetch configuration, run the loops."""
         while True:
             try:
-                await self.register()
+                if self.token is None:
+                    await self.register()
                 await self.checkin("restart")
                 await self.maybe_fetch_config()
                 break

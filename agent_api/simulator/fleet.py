@@ -24,7 +24,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from agent_api.simulator.agent import AgentSpec, SimAgent
+from agent_api.simulator.agent import SERVER, AgentError, AgentSpec, SimAgent
+from updates_app.patterns import PatternError
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class Fleet:
         max_connections: int = 50,
         clock: Callable[[], float] = time.time,
         strict: bool = True,
+        start_current: bool = True,
     ):
         self.server_url = server_url.rstrip("/")
         self.enrollment_secret = enrollment_secret
@@ -74,6 +76,11 @@ class Fleet:
         self.clock = clock
         # Strict (tests): an agent that cannot start fails Fleet.start. Otherwise it keeps retrying.
         self.strict = strict
+        # Agents made from ``count`` start as installed agents do: holding the
+        # server's current components (fetched once for the whole fleet). Off,
+        # they hold nothing, and every one of them downloads every full file
+        # when its restart check-in tells it to update.
+        self.start_current = start_current and specs is None
         # Full files shared by content: 10,000 agents at the same version hold one copy.
         self.store: dict[str, bytes] = {}
         self.specs = (
@@ -135,6 +142,13 @@ class Fleet:
                 self._reserve(agent)  # a port where nothing listens: connections are refused
             else:
                 await self._listen(agent)
+        if self.start_current and self.agents:
+            try:
+                await self._take_current_components(self.agents[0])
+            except (TimeoutError, AgentError, aiohttp.ClientError, PatternError, ValueError) as exc:
+                if self.strict:
+                    raise
+                logger.warning("fleet: could not fetch the current components (%s); agents start holding none", exc)
         gate = asyncio.Semaphore(concurrency)
 
         async def start_one(agent: SimAgent) -> None:
@@ -154,6 +168,23 @@ class Fleet:
             session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60))
             self.sessions[address] = session
         return session
+
+    async def _take_current_components(self, probe: SimAgent) -> None:
+        """Register ``probe``, download each component's latest full file once, and give every agent those.
+
+        The files go into the fleet's shared store, so 10,000 agents hold one
+        copy; the probe's registration is kept (its start does not register
+        again).
+        """
+        await probe.register()
+        route = await probe.server_route(path="/agent/v1/manifest")
+        manifest = await probe._call("GET", "/agent/v1/manifest", route=route)
+        for item in manifest["components"]:
+            await probe._fetch_component(item, source=SERVER, route=route)
+        for agent in self.agents:
+            if not agent.spec.holdings:
+                agent.versions = dict(probe.versions)
+                agent.file_hashes = dict(probe.file_hashes)
 
     def _bind(self, agent: SimAgent) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -100,3 +100,28 @@ def test_rates_decide_the_mix_of_agents():
     # The same seed gives the same fleet.
     again = Fleet(server_url="http://127.0.0.1:1", enrollment_secret="x", count=1000, offline_rate=0.1, seed=3)
     assert [s.hostname for s in again.specs] == [s.hostname for s in specs]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("start_current", [True, False])
+def test_a_fleet_starts_holding_the_current_components_fetched_once(
+    live_server, enrollment, component_storage, start_current
+):
+    from agent_api.simulator import FleetThread
+    from updates_app.components import component_download, component_resolve
+    from updates_app.models import Delivery, RunTrigger
+
+    latest = component_download(component=component_resolve("virus_pattern"))
+    with FleetThread(
+        server_url=live_server.url, enrollment_secret=SECRET, count=4, start_current=start_current
+    ) as fleet:
+        if start_current:
+            # One download for the whole fleet; nobody is behind at its restart check-in.
+            assert fleet.totals()["full_downloads"] == 1
+            assert all(agent.versions == {"virus_pattern": latest.label} for agent in fleet.agents)
+            assert not Delivery.objects.filter(run__trigger=RunTrigger.RESTART).exists()
+        else:
+            # Starting empty, every agent is told to update at its restart check-in.
+            assert Delivery.objects.filter(run__trigger=RunTrigger.RESTART).count() == 4
+    # Every agent registered once: the one that fetched the files kept its registration.
+    assert Client.objects.filter(hostname__startswith="sim-0-").count() == 4

@@ -102,6 +102,21 @@ def test_bad_configuration_stops_startup_naming_the_variable(variable, value):
     assert variable in result.stderr
 
 
+def test_an_offline_timeout_shorter_than_a_heartbeat_stops_startup():
+    result = run_manage("check", AGENT_HEARTBEAT_SECONDS="600", AGENT_OFFLINE_AFTER_SECONDS="700")
+    assert result.returncode != 0
+    assert "AGENT_OFFLINE_AFTER_SECONDS (700) must be longer than" in result.stderr
+
+
+def test_the_offline_timeout_and_the_stamp_refresh_follow_the_heartbeat():
+    shown = (
+        "from django.conf import settings as s; print(s.AGENT_OFFLINE_AFTER_SECONDS, s.AGENT_CONTACT_REFRESH_SECONDS)"
+    )
+    result = run_manage("shell", "-c", shown, AGENT_HEARTBEAT_SECONDS="15")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].split() == ["45", "3"]
+
+
 def test_the_enrollment_secret_is_required_when_debug_is_off(tmp_path):
     result = run_manage(
         "check",

@@ -199,3 +199,37 @@ def test_a_screen_save_changes_the_version_a_no_op_screen_save_does_not(superuse
     assert client_configuration_and_version(client)[1] == before
     superuser_client.post(reverse("updates:automatic-update"), form_data(frequency="minutes"))
     assert client_configuration_and_version(client)[1] != before
+
+
+# --- configuration_version: the check-in's cached version (issue 16) ---
+
+
+def _other_value(field, value):
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, dt.time):
+        return dt.time((value.hour + 1) % 24, value.minute)
+    if field.name == "frequency":
+        return "weekly" if value != "weekly" else "daily"
+    if field.name == "weekday":
+        return 3 if value != 3 else 4
+    return value + 1 if value < 5 else value - 1
+
+
+def test_the_cached_version_follows_every_settings_column_and_the_time_zone(domain, settings):
+    from updates_app.configuration import _NOT_CONFIGURATION, configuration_version
+
+    client = make_client(domain, 1)
+    auto = AutoUpdateSettings.load()
+    auto.frequency, auto.weekday = "weekly", 2  # every schedule field applies to the document
+    assert configuration_version(client, auto) == configuration_hash(client_configuration(client, auto))
+    fields = [f for f in AutoUpdateSettings._meta.concrete_fields if f.name not in _NOT_CONFIGURATION]
+    for field in fields:
+        setattr(auto, field.attname, _other_value(field, getattr(auto, field.attname)))
+        expected = configuration_hash(client_configuration(client, auto))
+        assert configuration_version(client, auto) == expected, field.name
+    settings.TIME_ZONE = "Asia/Tokyo"
+    assert configuration_version(client, auto) == configuration_hash(client_configuration(client, auto))
+    for name in ClientSettings.SETTING_FIELDS:
+        setattr(client, name, not getattr(client, name))
+        assert configuration_version(client, auto) == configuration_hash(client_configuration(client, auto)), name

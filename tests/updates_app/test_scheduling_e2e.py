@@ -92,7 +92,8 @@ def test_a_one_minute_window_plans_every_eligible_agent_inside_it_and_no_other(l
         fleet.call(agents["roaming"].checkin, "heartbeat")
         fleet.call(agents["roaming"].checkin, "heartbeat")
         # The offline agent went silent after registering; the offline beat task notices.
-        Client.objects.filter(hostname="offline").update(last_contact_at=timezone.now() - dt.timedelta(hours=1))
+        silent = dt.timedelta(seconds=settings.AGENT_OFFLINE_AFTER_SECONDS + 60)
+        Client.objects.filter(hostname="offline").update(last_contact_at=timezone.now() - silent)
         assert clients_mark_offline() == 1
         statuses = dict(Client.objects.values_list("hostname", "status"))
         assert statuses["roaming"] == ConnectionStatus.ROAMING

@@ -53,6 +53,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--time-scale", type=float, default=1.0, help="Run the Minute(s)/Hour(s) schedule this many times faster"
         )
+        parser.add_argument(
+            "--start-behind",
+            action="store_true",
+            help="Agents start holding no components (each downloads every full file at its restart check-in); "
+            "by default they start holding the server's current ones, fetched once for the fleet",
+        )
         parser.add_argument("--duration", type=float, help="Stop by itself after this many seconds")
         parser.add_argument("--summary-every", type=float, default=2.0, help="Seconds between summary lines")
 
@@ -78,6 +84,7 @@ class Command(BaseCommand):
             heartbeat_override=opts["heartbeat"],
             time_scale=opts["time_scale"],
             strict=False,
+            start_current=not opts["start_behind"],
         )
         try:
             asyncio.run(self._run(fleet, opts["duration"], opts["summary_every"]))

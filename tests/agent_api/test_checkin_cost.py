@@ -1,0 +1,130 @@
+"""What a check-in costs, and that its cheap path never hides work or a change (issue 16)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from agents_app.models import Client, ConnectionStatus
+from updates_app.components import component_download, component_resolve
+from updates_app.configuration import client_configuration, configuration_hash
+from updates_app.models import AutoUpdateSettings, Delivery, DeliveryStatus, RunTrigger, UpdateRun
+
+pytestmark = pytest.mark.django_db
+
+
+def post(client, url, body, headers):
+    return client.post(url, body, content_type="application/json", **headers)
+
+
+@pytest.fixture
+def settled(client, register, component_storage):
+    """A registered client that has reported its versions and applied the current configuration."""
+    version = component_download(component=component_resolve("virus_pattern"))
+    data, auth = register()
+    registered = Client.objects.get(guid=data["client_id"])
+    body = {
+        "event": "heartbeat",
+        "component_versions": {"virus_pattern": version.label},
+        "config_version": configuration_hash(client_configuration(registered)),
+    }
+    answer = post(client, "/agent/v1/checkin", body, auth).json()
+    assert answer["config_changed"] is False and answer["actions"] == []
+    return registered, body, auth
+
+
+def test_a_heartbeat_that_changes_nothing_costs_two_queries(client, settled, django_assert_max_num_queries):
+    registered, body, auth = settled
+    stamp = Client.objects.get(pk=registered.pk).last_contact_at
+    # Through the test client, authentication included: one statement reads the client by its
+    # token, the settings and whether any delivery waits for it (at most 2 is the requirement).
+    with django_assert_max_num_queries(2):
+        response = post(client, "/agent/v1/checkin", body, auth)
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["actions"] == [] and answer["config_changed"] is False
+    assert answer["status"] == ConnectionStatus.ONLINE
+    # Nothing was written: the stamp is younger than AGENT_CONTACT_REFRESH_SECONDS.
+    assert Client.objects.get(pk=registered.pk).last_contact_at == stamp
+
+
+def test_an_aged_stamp_is_refreshed_with_one_update(client, settled, settings, django_assert_max_num_queries):
+    registered, body, auth = settled
+    aged = timezone.now() - dt.timedelta(seconds=settings.AGENT_CONTACT_REFRESH_SECONDS + 1)
+    Client.objects.filter(pk=registered.pk).update(last_contact_at=aged)
+    # The token look-up (which also probes for work), the UPDATE: no transaction around one statement.
+    with django_assert_max_num_queries(2):
+        post(client, "/agent/v1/checkin", body, auth)
+    assert Client.objects.get(pk=registered.pk).last_contact_at > aged
+
+
+def test_a_client_marked_offline_comes_back_online_at_once(client, settled):
+    registered, body, auth = settled
+    Client.objects.filter(pk=registered.pk).update(status=ConnectionStatus.OFFLINE)
+    answer = post(client, "/agent/v1/checkin", body, auth).json()
+    assert answer["status"] == ConnectionStatus.ONLINE
+    assert Client.objects.get(pk=registered.pk).status == ConnectionStatus.ONLINE
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"roaming": True},
+        {"scheduled_update_disabled": True},
+        {"config_version": "0" * 64},
+        {"component_versions": "a newer version"},
+    ],
+)
+def test_a_heartbeat_that_reports_a_change_records_it_at_once(client, settled, component_storage, change):
+    registered, body, auth = settled
+    if "component_versions" in change:
+        newer = component_download(component=component_resolve("virus_pattern"))
+        body["component_versions"], change = {"virus_pattern": newer.label}, {}
+    answer = post(client, "/agent/v1/checkin", {**body, **change}, auth)
+    assert answer.status_code == 200, answer.content
+    stored = Client.objects.get(pk=registered.pk)
+    assert stored.component_versions == body["component_versions"]
+    assert stored.reports_roaming is bool(change.get("roaming"))
+    assert stored.user_disabled_scheduled_update is bool(change.get("scheduled_update_disabled"))
+    assert stored.config_version == change.get("config_version", body["config_version"])
+
+
+@pytest.mark.parametrize("status", [DeliveryStatus.RETRYING, DeliveryStatus.PENDING])
+def test_work_waiting_is_handed_over_even_when_nothing_else_changed(client, settled, status):
+    registered, body, auth = settled
+    run = UpdateRun.objects.create(trigger=RunTrigger.MANUAL)
+    delivery = Delivery.objects.create(run=run, client=registered, status=status, next_attempt_at=timezone.now())
+    answer = post(client, "/agent/v1/checkin", body, auth).json()
+    assert [action["delivery_id"] for action in answer["actions"]] == [delivery.pk]
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.DELIVERED
+
+
+def test_a_pending_delivery_not_yet_due_stays_pending(client, settled):
+    registered, body, auth = settled
+    run = UpdateRun.objects.create(trigger=RunTrigger.SCHEDULE)
+    later = timezone.now() + dt.timedelta(minutes=30)
+    delivery = Delivery.objects.create(run=run, client=registered, next_attempt_at=later)
+    answer = post(client, "/agent/v1/checkin", body, auth).json()
+    assert answer["actions"] == []
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.PENDING
+
+
+def test_a_settings_change_reaches_a_quiet_heartbeat_even_without_a_new_revision(client, settled):
+    registered, body, auth = settled
+    # Written behind the screen's back: no revision bump, no audit.
+    AutoUpdateSettings.objects.filter(pk=1).update(scan_after_update=True)
+    answer = post(client, "/agent/v1/checkin", body, auth).json()
+    assert answer["config_changed"] is True
+    assert answer["config_version"] == configuration_hash(client_configuration(Client.objects.get(pk=registered.pk)))
+
+
+def test_a_privileges_change_reaches_a_quiet_heartbeat(client, settled):
+    registered, body, auth = settled
+    Client.objects.filter(pk=registered.pk).update(roaming_privilege=True)
+    answer = post(client, "/agent/v1/checkin", body, auth).json()
+    assert answer["config_changed"] is True
+    assert answer["config_version"] == configuration_hash(client_configuration(Client.objects.get(pk=registered.pk)))
