@@ -22,7 +22,7 @@ def download_new_version(modeladmin, request, queryset):
 
 class ComponentVersionInline(admin.TabularInline):
     model = ComponentVersion
-    fields = ("number", "size", "sha256", "released_at", "file_path")
+    fields = ("number", "size", "sha256", "released_at", "file_path", "withdrawn_at")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -42,10 +42,11 @@ class ComponentAdmin(admin.ModelAdmin):
 
 @admin.register(ComponentVersion)
 class ComponentVersionAdmin(admin.ModelAdmin):
-    list_display = ("component", "label", "size", "sha256", "released_at")
-    list_filter = ("component",)
+    list_display = ("component", "label", "size", "sha256", "released_at", "withdrawn_at")
+    list_filter = ("component", ("withdrawn_at", admin.EmptyFieldListFilter))
     list_select_related = ("component",)
-    readonly_fields = ("component", "number", "file_path", "size", "sha256", "released_at")
+    # Withdrawn only by a rollback (Updates > Rollback), never by hand.
+    readonly_fields = ("component", "number", "file_path", "size", "sha256", "released_at", "withdrawn_at")
 
     @admin.display(description="version")
     def label(self, obj: ComponentVersion) -> str:

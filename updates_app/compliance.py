@@ -3,7 +3,8 @@
 Agents report ``{component slug: version}``: the number (an int, or digits in
 a string) or its label ("18.523.00"), read by ``version_labels.reported_number``.
 A client that reports nothing, or something that cannot be read, for a
-component the server has is counted as outdated: nothing shows it is current.
+component the server has is counted as outdated: nothing shows it is current;
+so is a client still holding a version withdrawn by a rollback.
 The Update Summary, Manual Update and the restart rule of the engine all ask
 this module, so "outdated" means one thing everywhere.
 """
@@ -18,15 +19,20 @@ from updates_app.version_labels import reported_number
 
 
 def latest_version_numbers() -> dict[str, int]:
-    """{component slug: the server's latest version number}, in one query."""
-    rows = ComponentVersion.objects.values("component__slug").annotate(latest=Max("number"))
+    """{component slug: the server's current version number (withdrawn versions never count)}, in one query."""
+    rows = ComponentVersion.objects.offered().values("component__slug").annotate(latest=Max("number"))
     return {row["component__slug"]: row["latest"] for row in rows}
 
 
 def is_behind(reported_value: object, latest: int) -> bool:
-    """Is a client that reported ``reported_value`` for a component behind the server's ``latest``?"""
+    """Is a client that reported ``reported_value`` for a component not on the server's current ``latest``?
+
+    Behind it, or ahead of it: a version above the current one exists only
+    because a rollback withdrew it (agents may only report versions the
+    server has), so a client holding one must go back and counts as outdated.
+    """
     have = reported_number(reported_value)
-    return have is None or have < latest
+    return have is None or have != latest
 
 
 def outdated_slugs(reported: object, latest: dict[str, int]) -> list[str]:

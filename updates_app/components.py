@@ -15,6 +15,7 @@ is why 14 incrementals can be offered while only 7 full files are kept.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -50,6 +51,10 @@ CATALOGUE: dict[str, tuple[str, str, int]] = {
 
 class ComponentError(ValueError):
     """An unknown component or version, or a payload that cannot be a new version."""
+
+
+class ComponentWithdrawn(ComponentError):
+    """A download of a version withdrawn by a rollback: the server no longer hands it out."""
 
 
 def _number_of(label: str) -> int:
@@ -101,6 +106,11 @@ def _engine_payload(component: Component, number: int) -> bytes:
     return f"UCENGINE {component.slug} {number}\n".encode() + rng.randbytes(64 * 1024)
 
 
+def kept_full_file(version: ComponentVersion) -> bool:
+    """Does the server still keep this version's full file (one of the last 7)?"""
+    return bool(version.file_path) and _full_path(version.component.slug, version.number).exists()
+
+
 def _load_pattern(version: ComponentVersion) -> patterns.Pattern | None:
     path = _full_path(version.component.slug, version.number)
     if not version.file_path or not path.exists():
@@ -118,20 +128,28 @@ def component_download(*, component: Component, payload: bytes | None = None, re
     # One download of a component at a time: the row lock orders them.
     component = Component.objects.select_for_update().get(pk=component.pk)
     latest = component.versions.order_by("-number").first()
+    # After a rollback the newest version is withdrawn: the next one is numbered
+    # after it (numbers never repeat) but built on the current version, the
+    # last one known good.
+    current = ComponentVersion.objects.offered().filter(component=component).order_by("-number").first()
     is_pattern = component.kind == ComponentKind.PATTERN
     new_pattern: patterns.Pattern | None = None
     previous_pattern = _load_pattern(latest) if (latest and is_pattern) else None
+    base_pattern = previous_pattern
+    if current is not None and latest is not None and current.pk != latest.pk and is_pattern:
+        good = _load_pattern(current)
+        base_pattern = dataclasses.replace(good, number=latest.number) if good else previous_pattern
 
     if payload is None:
         number = latest.number + 1 if latest else _first_number(component)
         if is_pattern:
-            if previous_pattern is None:
+            if base_pattern is None:
                 new_pattern = patterns.generate_initial(
                     component.slug, number, records=settings.COMPONENT_PATTERN_INITIAL_RECORDS
                 )
             else:
                 new_pattern = patterns.generate_next(
-                    previous_pattern,
+                    base_pattern,
                     added=settings.COMPONENT_PATTERN_RECORDS_ADDED,
                     removed=settings.COMPONENT_PATTERN_RECORDS_REMOVED,
                 )
@@ -237,8 +255,13 @@ class DownloadFile:
 
 
 def latest_versions() -> list[ComponentVersion]:
-    """The newest version of every component, in one query."""
-    newest = ComponentVersion.objects.filter(component=OuterRef("component")).order_by("-number").values("number")[:1]
+    """The current version of every component (its newest not withdrawn), in one query."""
+    newest = (
+        ComponentVersion.objects.offered()
+        .filter(component=OuterRef("component"))
+        .order_by("-number")
+        .values("number")[:1]
+    )
     return list(
         ComponentVersion.objects.filter(number=Subquery(newest)).select_related("component").order_by("component__name")
     )
@@ -291,6 +314,11 @@ def component_file(*, slug: str, label: str, from_label: str | None = None) -> D
     version = ComponentVersion.objects.filter(component__slug=slug, number=number).first()
     if version is None:
         raise ComponentError(f"the server has no {slug} version {label}")
+    if version.withdrawn_at is not None:
+        raise ComponentWithdrawn(
+            f"{slug} version {label} was withdrawn by a rollback on {version.withdrawn_at:%Y-%m-%d %H:%M} UTC "
+            "and is no longer offered; fetch the manifest for the current version"
+        )
     if from_label is None:
         path = _full_path(slug, number)
         if not version.file_path or not path.exists():

@@ -204,6 +204,12 @@ class Component(models.Model):
         return self.name
 
 
+class ComponentVersionQuerySet(models.QuerySet["ComponentVersion"]):
+    def offered(self) -> ComponentVersionQuerySet:
+        """Versions the server may hand out: not withdrawn by a rollback (updates_app.rollback)."""
+        return self.filter(withdrawn_at__isnull=True)
+
+
 class ComponentVersion(models.Model):
     """One downloaded version of a component, its payload on disk."""
 
@@ -214,9 +220,17 @@ class ComponentVersion(models.Model):
     size = models.PositiveBigIntegerField(default=0)
     sha256 = models.CharField(max_length=64)
     released_at = models.DateTimeField()
+    # Set when an administrator rolled the component back to an older version:
+    # a withdrawn version is never offered again (manifest, download, restart
+    # update, schedule). The component's current version is its newest
+    # version that is not withdrawn.
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ComponentVersionQuerySet.as_manager()
 
     class Meta:
         ordering = ["component", "-number"]
+        permissions = [("rollback_component", "Can roll back components (withdraw newer versions)")]
         constraints = [models.UniqueConstraint(fields=["component", "number"], name="component_version_unique")]
 
     def __str__(self) -> str:
@@ -235,6 +249,9 @@ class RunTrigger(models.TextChoices):
     # Clients told to update when they restarted and checked in with outdated
     # components (one run per day collects them; see updates_app.engine.handover).
     RESTART = "restart", "Client restart"
+    # Clients holding a withdrawn version, told to go back to the chosen one
+    # (updates_app.rollback); component_version is the version rolled back to.
+    ROLLBACK = "rollback", "Rollback"
 
 
 class UpdateRun(models.Model):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from updates_app.views import automatic, runs, schedule
+from updates_app.views import automatic, rollback, runs, schedule
 
 app_name = "updates"
 
@@ -9,6 +9,7 @@ urlpatterns = [
     path("automatic/preview/", schedule.schedule_preview_fragment, name="schedule-preview"),
     path("manual/", runs.manual_update, name="manual-update"),
     path("summary/", runs.summary, name="summary"),
+    path("rollback/", rollback.rollback, name="rollback"),
     path("runs/progress/", runs.run_progress, name="run-progress"),
     path("runs/<int:pk>/", runs.run_detail, name="run-detail"),
     path("runs/<int:pk>/cancel/", runs.run_cancel_view, name="run-cancel"),

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from agents_app.signing import SignatureError, decode_key, verify
 from updates_app.patterns import PatternError, apply_incremental, parse_pattern
-from updates_app.version_labels import version_label
+from updates_app.version_labels import parse_version_label, reported_number, version_label
 
 if TYPE_CHECKING:
     from agent_api.simulator.fleet import Fleet
@@ -68,6 +68,7 @@ class Counters:
     bytes_downloaded: int = 0
     incremental_downloads: int = 0
     full_downloads: int = 0
+    rollbacks: int = 0
     errors: int = 0
 
 
@@ -274,6 +275,12 @@ class SimAgent:
         incremental = item.get("incremental")
         base = self.held_file(slug)
         data: bytes | None = None
+        held = reported_number(self.versions.get(slug))
+        # The server's current version is older than ours: a rollback withdrew
+        # ours. Incrementals only lead forward, so the full file it is.
+        rolling_back = held is not None and held > parse_version_label(item["latest_version"])
+        if rolling_back:
+            incremental = None
         if incremental and base is not None and incremental.get("from_version") == self.versions.get(slug):
             inc = await self._download(incremental["url"])
             if hashlib.sha256(inc).hexdigest() == incremental["sha256"]:
@@ -289,6 +296,8 @@ class SimAgent:
             raise ValueError(f"{slug}: the downloaded file does not match the published sha256")
         self.versions[slug] = item["latest_version"]
         self.file_hashes[slug] = self.fleet.store_put(data) if item.get("kind") == "pattern" else ""
+        if rolling_back:
+            self.counters.rollbacks += 1
 
     async def scan(self, *, trigger: str, delivery_id: int | None) -> None:
         await asyncio.sleep(self.fleet.scan_seconds)

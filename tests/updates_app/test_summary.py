@@ -168,6 +168,8 @@ def test_reported_versions_are_read_as_numbers():
     assert reported_number(None) is None
     assert reported_number("not a version") is None
     latest = {"virus_pattern": 523, "scan_engine": 7}
-    assert outdated_slugs({"virus_pattern": "523", "scan_engine": 8}, latest) == []
+    assert outdated_slugs({"virus_pattern": "523", "scan_engine": 7}, latest) == []
+    # Above the current version means a version withdrawn by a rollback: it must go back.
+    assert outdated_slugs({"virus_pattern": "523", "scan_engine": 8}, latest) == ["scan_engine"]
     assert outdated_slugs({"virus_pattern": 522}, latest) == ["virus_pattern", "scan_engine"]
     assert outdated_slugs("garbage", latest) == ["virus_pattern", "scan_engine"]

@@ -1,4 +1,4 @@
-"""Creating and cancelling update runs (event, manual, restart).
+"""Creating and cancelling update runs (event, manual, restart, rollback).
 
 A run is one request to a set of clients; it gets one delivery row per client,
 created in bulk. Creating deliveries supersedes the same clients' older
@@ -129,6 +129,25 @@ def run_create_for_event(*, version: ComponentVersion) -> UpdateRun | None:
         trigger=RunTrigger.EVENT, scan_after=auto.scan_after_update, component_version=version
     )
     deliveries_create(run=run, clients=Client.objects.active().filter(status__in=statuses))
+    return run
+
+
+@transaction.atomic
+def run_create_for_rollback(*, version: ComponentVersion, clients: ClientQuerySet, created_by) -> UpdateRun:
+    """The run that tells ``clients`` (holding a withdrawn version) to go back to ``version``.
+
+    The same deliveries as any run: pushed and retried under the 15-minute rule,
+    handed over at check-in to unreachable clients. Offline clients are not
+    pushed either (nothing would answer): their delivery waits, no attempt
+    spent, and is handed over when they restart and check in.
+    """
+    run = UpdateRun.objects.create(
+        trigger=RunTrigger.ROLLBACK, scan_after=False, component_version=version, created_by=created_by
+    )
+    deliveries_create(run=run, clients=clients.active())
+    run.deliveries.filter(client__status=ConnectionStatus.OFFLINE).update(
+        push=False, last_error="offline: handed over when the client restarts and checks in"
+    )
     return run
 
 
