@@ -24,7 +24,7 @@ from agents_app.services import client_create, domain_create
 from agents_app.signing import client_signing_key, encode_key
 from updates_app.configuration import client_configuration, configuration_hash
 from updates_app.engine.handover import actions_for_checkin
-from updates_app.engine.reports import delivery_is_for, delivery_mark_updated
+from updates_app.engine.reports import delivery_is_for, delivery_mark_failed, delivery_mark_updated
 from updates_app.models import ComponentVersion
 from updates_app.version_labels import parse_version_label, version_label
 
@@ -175,6 +175,8 @@ def agent_report(
     Client.objects.filter(pk=client.pk).update(**fields)
     if kind == "update" and success and delivery_id is not None:
         delivery_mark_updated(client=client, delivery_id=delivery_id, at=now)
+    elif kind == "update" and delivery_id is not None:
+        delivery_mark_failed(client=client, delivery_id=delivery_id, at=now, message=message)
     logger.info(
         "agent report: client=%s kind=%s result=%s trigger=%s delivery=%s %s",
         client.guid,

@@ -97,7 +97,7 @@ class ManifestView(AgentView):
 
     @extend_schema(responses={200: s.ManifestResponse, **ERRORS})
     def get(self, request):
-        items = component_manifest(self.client.component_versions or {})
+        items = component_manifest(self.client.component_versions or {}, client_id=self.client.pk)
         return Response(s.ManifestResponse({"components": items}).data)
 
 

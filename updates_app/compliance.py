@@ -11,6 +11,8 @@ this module, so "outdated" means one thing everywhere.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from django.db.models import Max
 
 from agents_app.models import Client
@@ -18,9 +20,13 @@ from updates_app.models import ComponentVersion
 from updates_app.version_labels import reported_number
 
 
-def latest_version_numbers() -> dict[str, int]:
-    """{component slug: the server's current version number (withdrawn versions never count)}, in one query."""
-    rows = ComponentVersion.objects.offered().values("component__slug").annotate(latest=Max("number"))
+def latest_version_numbers(*, held_back: Collection[int] = ()) -> dict[str, int]:
+    """{component slug: the server's current version number (withdrawn versions never count)}, in one query.
+
+    ``held_back``: versions a staged roll-out does not offer to the client asking.
+    """
+    offered = ComponentVersion.objects.offered().exclude(pk__in=held_back)
+    rows = offered.values("component__slug").annotate(latest=Max("number"))
     return {row["component__slug"]: row["latest"] for row in rows}
 
 

@@ -21,6 +21,7 @@ import json
 import os
 import random
 import shutil
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +31,9 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from updates_app import patterns
+from updates_app.engine.rings import held_back_version_ids, rollout_create
 from updates_app.engine.runs import run_create_for_event
-from updates_app.models import Component, ComponentKind, ComponentVersion
+from updates_app.models import Component, ComponentKind, ComponentVersion, RolloutPolicy
 from updates_app.tasks import dispatch_soon
 from updates_app.version_labels import VersionLabelError, parse_version_label, version_label
 
@@ -192,8 +194,13 @@ def component_download(*, component: Component, payload: bytes | None = None, re
 
 
 def component_version_announce(*, version: ComponentVersion) -> None:
-    """Start the event-triggered update for a new version (SPEC 3.2), if the Automatic Update settings ask for it."""
-    if run_create_for_event(version=version) is not None:
+    """Start the event-triggered update for a new version (SPEC 3.2), if the Automatic Update settings ask for it.
+
+    With the staged roll-out policy on, the run notifies its first ring only (updates_app.engine.rings).
+    """
+    staged = RolloutPolicy.load().enabled
+    run = rollout_create(version=version) if staged else run_create_for_event(version=version)
+    if run is not None:
         dispatch_soon()
 
 
@@ -254,10 +261,11 @@ class DownloadFile:
     sha256: str
 
 
-def latest_versions() -> list[ComponentVersion]:
-    """The current version of every component (its newest not withdrawn), in one query."""
+def latest_versions(*, held_back: Collection[int] = ()) -> list[ComponentVersion]:
+    """The current version of every component (its newest not withdrawn nor ``held_back``), in one query."""
     newest = (
         ComponentVersion.objects.offered()
+        .exclude(pk__in=held_back)
         .filter(component=OuterRef("component"))
         .order_by("-number")
         .values("number")[:1]
@@ -272,10 +280,15 @@ def _download_url(slug: str, label: str, from_label: str | None = None) -> str:
     return f"{base}/incremental/{from_label}" if from_label else f"{base}/full"
 
 
-def component_manifest(reported: dict[str, str]) -> list[dict]:
-    """Per component: the latest version and, for a client holding ``reported``, what to download."""
+def component_manifest(reported: dict[str, str], *, client_id: int | None = None) -> list[dict]:
+    """Per component: the latest version and, for a client holding ``reported``, what to download.
+
+    With ``client_id``: a version held back by a staged roll-out the client is
+    not (yet) part of is not offered; the version before it is.
+    """
     items = []
-    for version in latest_versions():
+    held_back = held_back_version_ids(client_id) if client_id is not None else set()
+    for version in latest_versions(held_back=held_back):
         slug = version.component.slug
         label = version_label(version.number)
         have = reported.get(slug)

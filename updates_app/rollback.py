@@ -33,7 +33,7 @@ from agents_app.models import Client, ClientQuerySet
 from console.audit import audit_record
 from updates_app.components import FULL_VERSIONS_KEPT, kept_full_file
 from updates_app.engine.runs import run_create_for_rollback
-from updates_app.models import Component, ComponentVersion, UpdateRun
+from updates_app.models import HOLDING_STATES, Component, ComponentVersion, Rollout, RolloutState, UpdateRun
 from updates_app.version_labels import VersionLabelError, parse_version_label, version_label
 
 
@@ -115,7 +115,12 @@ def component_rollback(*, component: Component, version_label_text: str, actor) 
     now = timezone.now()
     newer = ComponentVersion.objects.offered().filter(component=component, number__gt=number)
     withdrawn_numbers = sorted(newer.values_list("number", flat=True))
+    newer_ids = list(newer.values_list("pk", flat=True))
     newer.update(withdrawn_at=now)
+    # Staged roll-outs of the withdrawn versions end here: no further ring.
+    Rollout.objects.filter(version__in=newer_ids, state__in=HOLDING_STATES).update(
+        state=RolloutState.ROLLED_BACK, resolved_at=now, resolved_by=actor if actor and actor.pk else None
+    )
     run = run_create_for_rollback(
         version=target, clients=clients_holding(component=component, numbers=withdrawn_numbers), created_by=actor
     )
@@ -131,3 +136,18 @@ def component_rollback(*, component: Component, version_label_text: str, actor) 
         },
     )
     return run
+
+
+def rollout_roll_back(*, rollout: Rollout, actor) -> UpdateRun:
+    """One action from a halted roll-out: roll its component back to the newest kept version before it."""
+    version = rollout.version
+    target = (
+        ComponentVersion.objects.offered()
+        .filter(component_id=version.component_id, number__lt=version.number)
+        .exclude(file_path="")
+        .order_by("-number")
+        .first()
+    )
+    if target is None:
+        raise RollbackError(f"{version.component.name} has no kept version before {version.label} to roll back to.")
+    return component_rollback(component=version.component, version_label_text=target.label, actor=actor)

@@ -26,6 +26,7 @@ from updates_app.engine.claim import (
     deliveries_record_outcomes,
 )
 from updates_app.engine.planner import schedule_window_open
+from updates_app.engine.rings import rollouts_advance
 from updates_app.engine.sender import notifications_send, outgoing_for, scan_after_for
 
 logger = logging.getLogger(__name__)
@@ -103,3 +104,12 @@ def open_schedule_window() -> str:
     """Every minute: open the Daily/Weekly window whose start time has come, once."""
     run = schedule_window_open()
     return f"opened {run.window_key}" if run else "nothing to open"
+
+
+@shared_task(name="updates_app.tasks.advance_rollouts", ignore_result=True)
+def advance_rollouts() -> dict[str, int]:
+    """Staged roll-outs: halt a bad ring, or start the next ring once the soak is over (safe to run twice)."""
+    done = rollouts_advance()
+    if done["started"]:
+        dispatch_soon()
+    return done

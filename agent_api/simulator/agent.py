@@ -69,6 +69,7 @@ class Counters:
     incremental_downloads: int = 0
     full_downloads: int = 0
     rollbacks: int = 0
+    fell_silent: int = 0
     errors: int = 0
 
 
@@ -252,23 +253,42 @@ class SimAgent:
         """Fetch the manifest, download what is newer, verify hashes, report."""
         async with self._update_lock:
             ok = True
+            message = ""
+            fault: str | None = None
             try:
                 manifest = await self._call("GET", "/agent/v1/manifest")
                 for item in manifest["components"]:
                     if self.versions.get(item["component"]) == item["latest_version"]:
                         continue
                     await self._fetch_component(item)
+                    # A version marked bad for the simulation (mark_bad_version) hurts some agents.
+                    fault = fault or self.fleet.fault_for(self, item["component"], item["latest_version"])
             except (TimeoutError, AgentError, aiohttp.ClientError, PatternError, ValueError) as exc:
                 logger.info("agent %s: update failed: %s", self.spec.hostname, exc)
                 ok = False
+                message = str(exc)[:500]
+            if fault == "fail":
+                ok = False
+                message = "simulated fault: the real-time scan service stopped after loading the new pattern"
             if ok:
                 self.counters.updates_ok += 1
                 if trigger == "schedule":
                     self.counters.scheduled_updates += 1
             else:
                 self.counters.updates_failed += 1
-            await self.report(kind="update", ok=ok, trigger=trigger, delivery_id=delivery_id)
+            await self.report(kind="update", ok=ok, trigger=trigger, delivery_id=delivery_id, message=message)
+            if fault == "silent":
+                # The endpoint crashed after updating: no more heartbeats, nothing listens.
+                self._spawn(self.fall_silent())
             return ok
+
+    async def fall_silent(self) -> None:
+        self.counters.fell_silent += 1
+        self.status = "offline"
+        for task in list(self._tasks):
+            if task is not asyncio.current_task():
+                task.cancel()
+        await self.fleet.set_fail_mode(self, "refuse")
 
     async def _fetch_component(self, item: dict) -> None:
         slug = item["component"]
@@ -304,13 +324,14 @@ class SimAgent:
         self.counters.scans += 1
         await self.report(kind="scan", ok=True, trigger=trigger, delivery_id=delivery_id)
 
-    async def report(self, *, kind: str, ok: bool, trigger: str, delivery_id: int | None) -> None:
+    async def report(self, *, kind: str, ok: bool, trigger: str, delivery_id: int | None, message: str = "") -> None:
         body = {
             "kind": kind,
             "result": "success" if ok else "failure",
             "trigger": trigger,
             "component_versions": self.versions,
             "delivery_id": delivery_id,
+            "message": message,
         }
         try:
             await self._call("POST", "/agent/v1/report", body)

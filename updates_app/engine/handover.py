@@ -23,6 +23,7 @@ from django.utils import timezone
 from agents_app.models import Client
 from updates_app.compliance import latest_version_numbers, outdated_slugs
 from updates_app.engine.claim import claim_released
+from updates_app.engine.rings import held_back_version_ids
 from updates_app.engine.runs import client_is_roaming, restart_delivery_create
 from updates_app.engine.sender import notification_payload
 from updates_app.models import AutoUpdateSettings, Delivery, DeliveryStatus
@@ -66,7 +67,7 @@ def actions_for_checkin(client: Client, *, event: str, reported_versions: dict[s
         if (
             auto.update_on_restart
             and not client_is_roaming(client)
-            and outdated_slugs(reported_versions, latest_version_numbers())
+            and outdated_slugs(reported_versions, latest_version_numbers(held_back=held_back_version_ids(client.pk)))
         ):
             deliveries = [restart_delivery_create(client=client, scan_after=auto.scan_after_update)]
     return [notification_payload(d) for d in deliveries]

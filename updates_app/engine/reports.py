@@ -20,3 +20,10 @@ def delivery_is_for(*, client: Client, delivery_id: int) -> bool:
 def delivery_mark_updated(*, client: Client, delivery_id: int, at: dt.datetime) -> None:
     """Record the first report of a successful update for this delivery; later reports keep the first stamp."""
     Delivery.objects.filter(pk=delivery_id, client=client, update_reported_at=None).update(update_reported_at=at)
+
+
+def delivery_mark_failed(*, client: Client, delivery_id: int, at: dt.datetime, message: str) -> None:
+    """Record the first report of a failed update for this delivery (a staged roll-out's evidence)."""
+    Delivery.objects.filter(pk=delivery_id, client=client, failure_reported_at=None).update(
+        failure_reported_at=at, failure_message=(message or "update failed")[:500]
+    )

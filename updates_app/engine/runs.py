@@ -122,14 +122,19 @@ def run_create_for_event(*, version: ComponentVersion) -> UpdateRun | None:
     auto = AutoUpdateSettings.load()
     if not auto.notify_on_download:
         return None
-    statuses = [ConnectionStatus.ONLINE, ConnectionStatus.UNREACHABLE]
-    if auto.include_roaming_offline:
-        statuses += [ConnectionStatus.ROAMING, ConnectionStatus.OFFLINE]
     run = UpdateRun.objects.create(
         trigger=RunTrigger.EVENT, scan_after=auto.scan_after_update, component_version=version
     )
-    deliveries_create(run=run, clients=Client.objects.active().filter(status__in=statuses))
+    deliveries_create(run=run, clients=event_eligible_clients(include_roaming_offline=auto.include_roaming_offline))
     return run
+
+
+def event_eligible_clients(*, include_roaming_offline: bool) -> ClientQuerySet:
+    """The clients an event-triggered update notifies (a staged roll-out splits them into rings)."""
+    statuses = [ConnectionStatus.ONLINE, ConnectionStatus.UNREACHABLE]
+    if include_roaming_offline:
+        statuses += [ConnectionStatus.ROAMING, ConnectionStatus.OFFLINE]
+    return Client.objects.active().filter(status__in=statuses)
 
 
 @transaction.atomic

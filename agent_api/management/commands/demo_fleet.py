@@ -62,6 +62,7 @@ class Command(BaseCommand):
             unreachable_rate=opts["unreachable_rate"],
             heartbeat_override=15,
             strict=False,
+            bad_versions_file=settings.SIMULATOR_BAD_VERSIONS_FILE,
         ):
             next_download = time.monotonic() + opts["first_after"]
             while opts["duration"] is None or time.monotonic() - started < opts["duration"]:
