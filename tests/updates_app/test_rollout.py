@@ -292,3 +292,12 @@ def test_two_workers_racing_on_postgresql_start_a_ring_once(component_storage, s
     assert sorted(results) == [False, True]
     assert rollout.run.deliveries.count() == 30
     assert RolloutMember.objects.filter(rollout=rollout).count() == 30
+
+
+def test_a_newer_download_leaves_a_halted_roll_out_halted(fleet_of_ten, django_capture_on_commit_callbacks):
+    component, _first, clients = fleet_of_ten
+    bad, rollout = _halted(component, django_capture_on_commit_callbacks, clients)
+    download(component, django_capture_on_commit_callbacks)
+    rollout.refresh_from_db()
+    assert rollout.state == RolloutState.HALTED
+    assert bad.pk in held_back_version_ids(clients[5].pk)

@@ -79,8 +79,10 @@ def rollout_create(*, version: ComponentVersion, now: dt.datetime | None = None)
     """The event run of a new version as a staged roll-out: ring 1 is notified now, the others later.
 
     None when "Initiate component update ... immediately" is off, as for the
-    plain event run; a component's first version goes out as a plain event run. A roll-out of an older version of the same component
-    still in progress is stopped: its remaining rings are never notified.
+    plain event run; a component's first version goes out as a plain event
+    run. A roll-out of an older version of the same component still rolling
+    out is stopped: its remaining rings are never notified. A halted one
+    stays halted.
     """
     now = now or timezone.now()
     auto = AutoUpdateSettings.load()
@@ -91,9 +93,10 @@ def rollout_create(*, version: ComponentVersion, now: dt.datetime | None = None)
         # A component's first version: nothing to hold back to, so nothing to stage.
         return run_create_for_event(version=version)
     policy = RolloutPolicy.load()
-    Rollout.objects.filter(
-        version__component_id=version.component_id, state__in=[RolloutState.ACTIVE, RolloutState.HALTED]
-    ).update(state=RolloutState.STOPPED, resolved_at=now)
+    # A halted one stays halted, with its evidence, for the administrator to decide.
+    Rollout.objects.filter(version__component_id=version.component_id, state=RolloutState.ACTIVE).update(
+        state=RolloutState.STOPPED, resolved_at=now
+    )
     run = UpdateRun.objects.create(
         trigger=RunTrigger.EVENT, scan_after=auto.scan_after_update, component_version=version
     )

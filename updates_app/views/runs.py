@@ -24,6 +24,7 @@ from updates_app.engine import retry
 from updates_app.engine.runs import run_cancel, run_create_manual
 from updates_app.forms import SELECTED, ManualUpdateForm
 from updates_app.models import DeliveryStatus, UpdateRun
+from updates_app.staged import rollouts_for_summary
 from updates_app.summary import client_deliveries, component_standings, progress_of, runs_with_progress
 from updates_app.tasks import dispatch_soon
 
@@ -93,6 +94,9 @@ def summary(request: HttpRequest) -> HttpResponse:
     page = Paginator(runs_with_progress(), 25).get_page(request.GET.get("page"))
     context = {
         "standings": component_standings(),
+        "rollouts": rollouts_for_summary(),
+        "can_change_rollout": request.user.has_perm("updates_app.change_rollout"),
+        "can_rollback": request.user.has_perm("updates_app.rollback_component"),
         "page": page,
         "nav": "updates",
         "breadcrumb": ["Updates", "Summary"],
