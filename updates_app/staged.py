@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from agents_app.models import Domain
 from console.audit import audit_record
-from updates_app.engine.rings import ring_evidence
+from updates_app.engine.rings import ring_evidence, rings_preview
 from updates_app.models import HOLDING_STATES, Rollout, RolloutPolicy, RolloutRing, RolloutState
 
 POLICY_FIELDS = (
@@ -65,13 +65,27 @@ class RolloutPolicyForm(forms.ModelForm):
         self.read_only = read_only
         self.fields["ring1_domains"].label_from_instance = lambda d: ("— " * d.level) + d.name  # type: ignore[attr-defined]
         for name, field in self.fields.items():
-            if name != "enabled":
-                field.widget.attrs.setdefault("class", "form-control form-control-sm")
+            css = "form-check-input" if name == "enabled" else "form-control form-control-sm"
+            field.widget.attrs.setdefault("class", css)
             if read_only:
                 field.disabled = True
         for name, (low, high) in RANGES.items():
             message = f"Enter a whole number from {low} to {high}."
             self.fields[name].error_messages.update(min_value=message, max_value=message, invalid=message)
+
+    def preview(self) -> list[dict[str, Any]]:
+        """The saved policy applied to the current fleet: each ring, its clients and when it would start."""
+        rows = rings_preview(policy=RolloutPolicy.load())
+        last = max(offset for _name, _count, offset in rows) or 1
+        return [
+            {
+                "ring": name,
+                "clients": count,
+                "at": f"+{offset // 60} min" if offset >= 60 else f"+{offset} s",
+                "left_percent": round(offset * 80 / last),
+            }
+            for name, count, offset in rows
+        ]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

@@ -143,3 +143,24 @@ def test_stop_and_resume_from_the_summary(client, staff_user, halted):
     assert "nothing to stop" in response.content.decode()
     response = client.post(reverse("updates:rollout-action", args=[halted.pk, "explode"]), follow=True)
     assert "Unknown action" in response.content.decode()
+
+
+def test_the_screen_previews_the_rings_and_the_soak_for_the_current_fleet(staff_client, settings):
+    settings.ROLLOUT_SOAK_SECONDS = 0
+    canary = Domain.objects.create(name="Canary")
+    office = Domain.objects.create(name="Office")
+    for i in range(4):
+        Client.objects.create(
+            domain=canary if i < 1 else office,
+            hostname=f"pc-{i}",
+            ip_address="127.0.0.1",
+            status=ConnectionStatus.ONLINE,
+        )
+    policy = RolloutPolicy.load()
+    policy.ring1_percent, policy.ring2_percent, policy.soak_minutes = 0, 100, 90
+    policy.save()
+    policy.ring1_domains.set([canary])
+    body = staff_client.get(reverse("updates:automatic-update")).content.decode()
+    assert "<strong>+0 s</strong>: Ring 1, 1 client(s)" in body
+    assert "<strong>+90 min</strong>: Ring 2, 3 client(s)" in body
+    assert "<strong>+180 min</strong>: Everyone else, 0 client(s)" in body

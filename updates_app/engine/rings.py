@@ -118,6 +118,28 @@ def rollout_create(*, version: ComponentVersion, now: dt.datetime | None = None)
     return run
 
 
+def ring_number_of(*, guid: object, in_ring1_domains: bool, ring1_percent: int, ring2_percent: int) -> int:
+    """The ring a client falls in: 1, 2 (only when ring 2 is on) or 3 (everyone else). The one place of the rule."""
+    bucket = client_bucket(guid)
+    if in_ring1_domains or bucket < ring1_percent * BUCKETS // 100:
+        return 1
+    if bucket < ring2_percent * BUCKETS // 100:
+        return 2
+    return 3
+
+
+def _rings_of(eligible, *, domain_ids: list[int], ring1_percent: int, ring2_percent: int):
+    """(client pk, ring number) for the given clients, in one pass."""
+    in_domains = set(eligible.in_domains(Domain.objects.filter(pk__in=domain_ids)).values_list("pk", flat=True))
+    for pk, guid in eligible.values_list("pk", "guid").iterator(chunk_size=2000):
+        yield (
+            pk,
+            ring_number_of(
+                guid=guid, in_ring1_domains=pk in in_domains, ring1_percent=ring1_percent, ring2_percent=ring2_percent
+            ),
+        )
+
+
 def _ring_client_ids(rollout: Rollout, ring: RolloutRing) -> list[int]:
     """The eligible clients of ``ring`` now, not already in an earlier ring (one pass over the eligible clients)."""
     eligible = event_eligible_clients(include_roaming_offline=rollout.include_roaming_offline).exclude(
@@ -125,19 +147,32 @@ def _ring_client_ids(rollout: Rollout, ring: RolloutRing) -> list[int]:
     )
     if ring.final:
         return list(eligible.values_list("pk", flat=True))
-    if ring.number == 1:
-        share = rollout.ring1_percent * BUCKETS // 100
-        in_domains = set(
-            eligible.in_domains(Domain.objects.filter(pk__in=rollout.ring1_domain_ids)).values_list("pk", flat=True)
-        )
-    else:
-        share = rollout.ring2_percent * BUCKETS // 100
-        in_domains = set()
-    return [
-        pk
-        for pk, guid in eligible.values_list("pk", "guid").iterator(chunk_size=2000)
-        if pk in in_domains or client_bucket(guid) < share
-    ]
+    rings = _rings_of(
+        eligible,
+        domain_ids=rollout.ring1_domain_ids,
+        ring1_percent=rollout.ring1_percent,
+        ring2_percent=rollout.ring2_percent,
+    )
+    return [pk for pk, number in rings if number == ring.number]
+
+
+def rings_preview(*, policy: RolloutPolicy) -> list[tuple[str, int, int]]:
+    """What a roll-out started now would do: (ring, clients, start offset in seconds), from the same rule."""
+    auto = AutoUpdateSettings.load()
+    eligible = event_eligible_clients(include_roaming_offline=auto.include_roaming_offline)
+    counts = {1: 0, 2: 0, 3: 0}
+    domain_ids = list(policy.ring1_domains.values_list("pk", flat=True))
+    ring2 = policy.ring2_percent if policy.ring2_percent > policy.ring1_percent else 0
+    for _pk, number in _rings_of(
+        eligible, domain_ids=domain_ids, ring1_percent=policy.ring1_percent, ring2_percent=ring2
+    ):
+        counts[number] += 1
+    soak = soak_seconds_for(policy)
+    rows = [("Ring 1", counts[1], 0)]
+    if ring2:
+        rows.append(("Ring 2", counts[2], soak))
+    rows.append(("Everyone else", counts[3], soak * len(rows)))
+    return rows
 
 
 @transaction.atomic
