@@ -75,7 +75,7 @@ class RolloutPolicyForm(forms.ModelForm):
 
     def preview(self) -> list[dict[str, Any]]:
         """The saved policy applied to the current fleet: each ring, its clients and when it would start."""
-        rows = rings_preview(policy=RolloutPolicy.load())
+        rows = rings_preview(policy=self.instance)
         last = max(offset for _name, _count, offset in rows) or 1
         return [
             {

@@ -79,7 +79,7 @@ def test_the_staged_roll_out_form_saves_from_the_automatic_update_screen(logged_
     section.get_by_label("Roll new components out in stages").check()
     section.get_by_label("Ring 1 domains").select_option(label="Canary")
     section.get_by_label("Soak time (minutes)").fill("45")
-    section.get_by_role("button", name="Save staged roll-out").click()
+    section.get_by_role("button", name="Apply staged roll-out settings").click()
     page.wait_for_url(f"{live_server.url}/updates/automatic/")
     assert "Staged roll-out saved" in page.locator(".alert-success").inner_text()
     policy = RolloutPolicy.load()

@@ -161,6 +161,6 @@ def test_the_screen_previews_the_rings_and_the_soak_for_the_current_fleet(staff_
     policy.save()
     policy.ring1_domains.set([canary])
     body = staff_client.get(reverse("updates:automatic-update")).content.decode()
-    assert "<strong>+0 s</strong>: Ring 1, 1 client(s)" in body
-    assert "<strong>+90 min</strong>: Ring 2, 3 client(s)" in body
-    assert "<strong>+180 min</strong>: Everyone else, 0 client(s)" in body
+    assert "<strong>+0 s</strong>: Ring 1, about 1 client(s)" in body
+    assert "<strong>+90 min</strong>: Ring 2, about 3 client(s)" in body
+    assert "<strong>+180 min</strong>: Everyone else, about 0 client(s)" in body
