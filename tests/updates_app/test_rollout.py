@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -11,6 +17,7 @@ from django.utils import timezone
 
 from agents_app.models import Client, ConnectionStatus, Domain
 from console.models import AuditEntry
+from tests.updates_app.workers import database_url
 from updates_app.compliance import latest_version_numbers
 from updates_app.components import component_download, component_manifest, component_resolve
 from updates_app.engine import rings as rings_module
@@ -301,3 +308,68 @@ def test_a_newer_download_leaves_a_halted_roll_out_halted(fleet_of_ten, django_c
     rollout.refresh_from_db()
     assert rollout.state == RolloutState.HALTED
     assert bad.pk in held_back_version_ids(clients[5].pk)
+
+
+KILLED_STARTER = """
+import sys, time, django
+django.setup()
+from updates_app.engine import rings
+from updates_app.models import RolloutRing
+
+def stuck(**kwargs):
+    # Inside ring_start's transaction, after the conditional UPDATE and the members' INSERT.
+    open(sys.argv[2], "w").write("inside")
+    time.sleep(120)
+
+rings.deliveries_create = stuck
+rings.ring_start(ring=RolloutRing.objects.get(pk=int(sys.argv[1])))
+"""
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_process_sigkilled_while_starting_a_ring_leaves_it_to_be_started_once(
+    component_storage, settings, tmp_path
+):
+    settings.ROLLOUT_SOAK_SECONDS = 60
+    domain = Domain.objects.create(name="Desks")
+    component = component_resolve("virus_pattern")
+    component_download(component=component)
+    for i in range(5):
+        Client.objects.create(domain=domain, hostname=f"pc-{i}", ip_address="127.0.0.1", status=ConnectionStatus.ONLINE)
+    policy = RolloutPolicy.load()
+    policy.enabled, policy.ring1_percent = True, 0
+    policy.save()
+    policy.ring1_domains.set([])
+    rollout = Rollout.objects.get(version=component_download(component=component))
+    ring2 = rollout.rings.get(number=2)
+    marker = tmp_path / "inside"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "console.settings",
+        "DATABASE_URL": database_url(),
+        "SECRET_KEY": settings.SECRET_KEY,
+        "CONSOLE_VAR_DIR": str(tmp_path / "var"),
+        "DEBUG": "true",
+    }
+    env.pop("REDIS_URL", None)
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.Popen([sys.executable, "-c", KILLED_STARTER, str(ring2.pk), str(marker)], cwd=root, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while not marker.exists() and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.05)
+        assert marker.exists(), "the child never got inside ring_start"
+        # when: the process dies mid-start (no cleanup, no commit)
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    # then: nothing of the start survived; the next beat starts the ring, once
+    ring2.refresh_from_db()
+    assert ring2.started_at is None and not ring2.members.exists()
+    assert rollouts_advance(now=timezone.now() + dt.timedelta(seconds=61)) == {"halted": 0, "started": 1}
+    assert rollouts_advance(now=timezone.now() + dt.timedelta(seconds=61)) == {"halted": 0, "started": 0}
+    assert rollout.run.deliveries.count() == 5
+    assert RolloutMember.objects.filter(rollout=rollout).count() == 5
