@@ -5,7 +5,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from updates_app.components import ComponentError, component_download
-from updates_app.models import Component, ComponentVersion, Delivery, UpdateRun
+from updates_app.models import Component, ComponentVersion, Delivery, Rollout, UpdateRun
 from updates_app.version_labels import version_label
 
 
@@ -106,3 +106,12 @@ class DeliveryAdmin(ReadOnlyAdmin):
     def client_link(self, obj: Delivery) -> str:
         url = reverse("admin:agents_app_client_change", args=[obj.client_id])
         return format_html('<a href="{}">{}</a>', url, obj.client.hostname)
+
+
+@admin.register(Rollout)
+class RolloutAdmin(ReadOnlyAdmin):
+    """Staged roll-outs are written by the engine and the Update Summary's actions only."""
+
+    list_display = ("version", "state", "created_at", "halted_at", "halt_summary")
+    list_filter = ("state",)
+    list_select_related = ("version__component",)

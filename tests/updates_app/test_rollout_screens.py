@@ -164,3 +164,10 @@ def test_the_screen_previews_the_rings_and_the_soak_for_the_current_fleet(staff_
     assert "<strong>+0 s</strong>: Ring 1, about 1 client(s)" in body
     assert "<strong>+90 min</strong>: Ring 2, about 3 client(s)" in body
     assert "<strong>+180 min</strong>: Everyone else, about 0 client(s)" in body
+
+
+def test_the_run_page_of_a_staged_roll_out_shows_its_rings(staff_client, halted):
+    body = staff_client.get(reverse("updates:run-detail", args=[halted.run_id])).content.decode()
+    assert "Staged roll-out</span> Halted" in body
+    assert "ring 1 2 client(s) from" in body and "everyone else not started" in body
+    assert "update failed" in body  # the failure the agents reported, on their deliveries
