@@ -16,7 +16,7 @@ from django.utils import timezone
 from agents_app.models import Domain
 from console.audit import audit_record
 from updates_app.engine.rings import ring_evidence, rings_preview
-from updates_app.models import HOLDING_STATES, Rollout, RolloutPolicy, RolloutRing, RolloutState
+from updates_app.models import Rollout, RolloutPolicy, RolloutRing, RolloutState
 
 POLICY_FIELDS = (
     "enabled",
@@ -150,12 +150,15 @@ class RolloutView:
 
 
 def rollouts_for_summary(*, finished: int = 3) -> list[RolloutView]:
-    """Roll-outs still held (rolling out, halted, stopped) and the last few finished ones, with their rings."""
+    """Roll-outs rolling out or halted, and the last few others of the past week, with their rings.
+
+    Stopped ones (by the administrator, or by a newer download) are listed
+    with the finished ones, so a stream of downloads cannot pile them up here.
+    """
     base = Rollout.objects.select_related("version__component", "run").prefetch_related("rings")
-    held = list(base.filter(state__in=HOLDING_STATES))
-    done = list(
-        base.exclude(state__in=HOLDING_STATES).filter(created_at__gte=timezone.now() - dt.timedelta(days=7))[:finished]
-    )
+    live = [RolloutState.ACTIVE, RolloutState.HALTED]
+    held = list(base.filter(state__in=live))
+    done = list(base.exclude(state__in=live).filter(created_at__gte=timezone.now() - dt.timedelta(days=7))[:finished])
     views = []
     for rollout in [*held, *done]:
         rings = sorted(rollout.rings.all(), key=lambda r: r.number)

@@ -44,6 +44,7 @@ from updates_app.models import (
     UpdateRun,
 )
 from updates_app.rollback import rollout_roll_back
+from updates_app.staged import rollouts_for_summary
 from updates_app.version_labels import version_label
 
 pytestmark = pytest.mark.django_db
@@ -373,3 +374,24 @@ def test_a_worker_process_sigkilled_while_starting_a_ring_leaves_it_to_be_starte
     assert rollouts_advance(now=timezone.now() + dt.timedelta(seconds=61)) == {"halted": 0, "started": 0}
     assert rollout.run.deliveries.count() == 5
     assert RolloutMember.objects.filter(rollout=rollout).count() == 5
+
+
+def test_the_evidence_kept_is_capped_but_the_counts_cover_every_client(
+    fleet_of_ten, django_capture_on_commit_callbacks, monkeypatch
+):
+    component, _first, clients = fleet_of_ten
+    monkeypatch.setattr(rings_module, "EVIDENCE_SHOWN", 1)
+    monkeypatch.setattr(rings_module.ring_evidence, "__kwdefaults__", {"limit": 1})
+    _new, rollout = _halted(component, django_capture_on_commit_callbacks, clients)
+    assert len(rollout.halt_evidence) == 1
+    assert rollout.halt_summary.startswith("Ring 1: 2 of 2 client(s) — 2 reported a failed update")
+
+
+def test_the_summary_lists_live_roll_outs_and_only_the_last_few_others(
+    fleet_of_ten, django_capture_on_commit_callbacks
+):
+    component, _first, _clients = fleet_of_ten
+    for _ in range(6):
+        download(component, django_capture_on_commit_callbacks)
+    views = rollouts_for_summary()
+    assert [v.rollout.state for v in views] == [RolloutState.ACTIVE] + [RolloutState.STOPPED] * 3

@@ -204,17 +204,21 @@ def ring_start(*, ring: RolloutRing, now: dt.datetime | None = None) -> bool:
     return True
 
 
-def ring_evidence(ring: RolloutRing) -> list[dict]:
-    """What speaks against the version in this ring: failed updates, and clients silent after updating."""
-    rows = (
-        Delivery.objects.filter(run_id=ring.rollout.run_id, client__in=ring.members.values("client_id"))
-        .filter(
-            Q(failure_reported_at__isnull=False)
-            | Q(update_reported_at__isnull=False, client__status=ConnectionStatus.OFFLINE)
-        )
-        .select_related("client")
-        .order_by("client__hostname", "pk")
+# Evidence rows kept with a halt and shown on the summary; the counts cover them all.
+EVIDENCE_SHOWN = 200
+
+
+def _evidence_rows(ring: RolloutRing):
+    """The ring's deliveries that speak against the version: failed updates, and clients silent after updating."""
+    return Delivery.objects.filter(run_id=ring.rollout.run_id, client__in=ring.members.values("client_id")).filter(
+        Q(failure_reported_at__isnull=False)
+        | Q(update_reported_at__isnull=False, client__status=ConnectionStatus.OFFLINE)
     )
+
+
+def ring_evidence(ring: RolloutRing, *, limit: int = EVIDENCE_SHOWN) -> list[dict]:
+    """The evidence against the version in this ring, one entry per client (the first ``limit``)."""
+    rows = _evidence_rows(ring).select_related("client").order_by("client__hostname", "pk")[:limit]
     evidence = []
     for delivery in rows:
         client = delivery.client
@@ -248,13 +252,15 @@ def threshold_reached(*, bad: int, ring_size: int, rollout: Rollout) -> bool:
 
 
 def rollout_halt_if_bad(*, rollout: Rollout, ring: RolloutRing, now: dt.datetime) -> bool:
-    evidence = ring_evidence(ring)
-    if not threshold_reached(bad=len(evidence), ring_size=ring.clients, rollout=rollout):
+    rows = _evidence_rows(ring)
+    bad = rows.count()
+    if not threshold_reached(bad=bad, ring_size=ring.clients, rollout=rollout):
         return False
-    failures = sum(1 for e in evidence if e["kind"] == "failure")
+    failures = rows.filter(failure_reported_at__isnull=False).count()
+    evidence = ring_evidence(ring)
     summary = (
-        f"Ring {ring.number}: {len(evidence)} of {ring.clients} client(s) — {failures} reported a failed update, "
-        f"{len(evidence) - failures} fell silent after updating (threshold {rollout.halt_percent} % and at least "
+        f"Ring {ring.number}: {bad} of {ring.clients} client(s) — {failures} reported a failed update, "
+        f"{bad - failures} fell silent after updating (threshold {rollout.halt_percent} % and at least "
         f"{rollout.halt_min_count})."
     )
     # Conditional: a roll-out the administrator stopped meanwhile stays stopped.
