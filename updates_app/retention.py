@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from agents_app.models import Client, ConnectionStatus
 from console.audit import audit_record
+from console.wording import plural
 from updates_app.compliance import client_versions_forget
 from updates_app.models import UNFINISHED_STATUSES, Delivery, UpdateRun
 from updates_app.progress import kept_fields, progress_counts
@@ -153,7 +154,7 @@ def inactive_clients_retire(*, now: dt.datetime | None = None, budget: int | Non
         audit_record(
             actor=None,
             action="clients.inactive_removed",
-            target=f"{count} inactive client(s)",
+            target=plural(count, "inactive client"),
             changes={
                 "count": count,
                 "silent_for_more_than_days": days,

@@ -2,8 +2,8 @@
 
 /updates/compliance/clients/?component=<slug>&state=<up_to_date|outdated|inconsistent|unknown>,
 or ?state=outdated alone for "clients with outdated components". Read-only,
-paginated, and guarded by "Can view client" like the client tree (without it the
-page says so and lists nobody).
+paginated, and guarded by "Can view client" like every page that shows clients
+(403 without it). Without any filter it lists the clients with outdated components.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from django.shortcuts import render
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
+from console.permissions import VIEW_CLIENTS, permission_required_or_403
 from updates_app.compliance import OUTDATED, STATE_LABELS, STATES, clients_in_state, outdated_clients
 from updates_app.models import ClientComponent, Component
 
@@ -22,11 +23,11 @@ CRUMBS = ["Updates", "Compliance", "Clients"]
 
 
 @require_GET
+@permission_required_or_403(VIEW_CLIENTS)
 def compliance_clients(request: HttpRequest) -> HttpResponse:
-    if not (request.user.has_perm("agents_app.view_client") or request.user.has_perm("agents_app.change_client")):
-        return render(request, "updates_app/compliance_clients.html", {"denied": True, "breadcrumb": CRUMBS})
     component = request.GET.get("component", "").strip()
-    state = request.GET.get("state", "")
+    # No filter at all: the clients with outdated components (the Summary's total links here too).
+    state = request.GET.get("state", "") if request.GET else OUTDATED
     error = ""
     if state not in STATES:
         error = f"Choose a state: {', '.join(STATES)}."

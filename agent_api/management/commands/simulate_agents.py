@@ -78,6 +78,8 @@ class Command(BaseCommand):
             heartbeat_override=opts["heartbeat"],
             time_scale=opts["time_scale"],
             strict=False,
+            # Versions marked bad with `manage.py mark_bad_version` hurt a share of these agents.
+            bad_versions_file=settings.SIMULATOR_BAD_VERSIONS_FILE,
         )
         try:
             asyncio.run(self._run(fleet, opts["duration"], opts["summary_every"]))

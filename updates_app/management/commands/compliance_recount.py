@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
+from console.wording import plural
 from updates_app.compliance import compliance_rebuild
 
 
@@ -17,4 +18,4 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         counted = compliance_rebuild()
-        self.stdout.write(self.style.SUCCESS(f"Recounted {counted} active client(s)."))
+        self.stdout.write(self.style.SUCCESS(f"Recounted {plural(counted, 'active client')}."))
