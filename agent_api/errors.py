@@ -51,6 +51,14 @@ class NotFound(exceptions.NotFound):
     default_code = "not_found"
 
 
+class Withdrawn(exceptions.APIException):
+    """A component version withdrawn by a rollback: it is gone for good, the manifest names the current one."""
+
+    status_code = status.HTTP_410_GONE
+    default_code = "withdrawn"
+    default_detail = "This component version was withdrawn."
+
+
 # Stable codes for DRF's own exceptions.
 _CODES: dict[type[exceptions.APIException], str] = {
     exceptions.ParseError: "malformed_json",

@@ -26,7 +26,7 @@ from agents_app.signing import client_signing_key, encode_key, key_id
 from updates_app.compliance import client_versions_record
 from updates_app.configuration import client_configuration, configuration_hash, configuration_version
 from updates_app.engine.handover import RESTART_EVENT, actions_for_checkin, checkin_probe
-from updates_app.engine.reports import delivery_is_for, delivery_mark_updated
+from updates_app.engine.reports import delivery_is_for, delivery_mark_failed, delivery_mark_updated
 from updates_app.models import AutoUpdateSettings, ComponentVersion
 from updates_app.version_labels import parse_version_label, version_label
 
@@ -263,6 +263,8 @@ def agent_report(
         client_versions_record(client=client, reported=component_versions)
     if kind == "update" and success and delivery_id is not None:
         delivery_mark_updated(client=client, delivery_id=delivery_id, at=now)
+    elif kind == "update" and delivery_id is not None:
+        delivery_mark_failed(client=client, delivery_id=delivery_id, at=now, message=message)
     # One line per report would be one per agent per update: successes only at debug.
     # %r: the message is the agent's own text; escaped, a newline in it cannot
     # start a log line of its own.

@@ -23,11 +23,11 @@ from agent_api.authentication import (
     auth_failure_record,
     auth_failures_refuse_if_over,
 )
-from agent_api.errors import BodyTooLarge, InvalidEnrollmentSecret, NotFound, exception_handler
+from agent_api.errors import BodyTooLarge, InvalidEnrollmentSecret, NotFound, Withdrawn, exception_handler
 from agent_api.parsers import LimitedJSONParser
 from agents_app.models import Client
 from console.client_address import client_ip
-from updates_app.components import ComponentError, component_file, component_manifest
+from updates_app.components import ComponentError, ComponentWithdrawn, component_file, component_manifest
 
 ERRORS = {
     400: OpenApiResponse(s.ErrorResponse, description="Invalid request (code: invalid, malformed_json, ...)"),
@@ -117,7 +117,7 @@ class ManifestView(AgentView):
 
     @extend_schema(responses={200: s.ManifestResponse, **ERRORS})
     def get(self, request):
-        items = component_manifest(self.client.component_versions or {})
+        items = component_manifest(self.client.component_versions or {}, client_id=self.client.pk)
         return Response(s.ManifestResponse({"components": items}).data)
 
 
@@ -128,12 +128,17 @@ class DownloadView(AgentView):
         responses={
             (200, "application/octet-stream"): OpenApiResponse(description="The file; X-Content-SHA256 names its hash"),
             404: OpenApiResponse(s.ErrorResponse, description="Unknown component or version (code: not_found)"),
+            410: OpenApiResponse(
+                s.ErrorResponse, description="The version was withdrawn by a rollback (code: withdrawn)"
+            ),
             **ERRORS,
         }
     )
     def get(self, request, slug: str, version: str, from_version: str | None = None):
         try:
             found = component_file(slug=slug, label=version, from_label=from_version)
+        except ComponentWithdrawn as exc:
+            raise Withdrawn(str(exc)) from None
         except ComponentError as exc:
             raise NotFound(str(exc)) from None
         response = FileResponse(found.path.open("rb"), content_type="application/octet-stream")

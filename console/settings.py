@@ -233,6 +233,14 @@ NOTIFY_TIMEOUT_SECONDS = env_int("NOTIFY_TIMEOUT_SECONDS", 5, minimum=1)
 CONSOLE_DEMO = env_bool("CONSOLE_DEMO", False)
 # How often beat runs the dispatcher that claims due deliveries.
 NOTIFY_DISPATCH_INTERVAL_SECONDS = env_int("NOTIFY_DISPATCH_INTERVAL_SECONDS", 3, minimum=1)
+# Staged roll-out (updates_app.engine.rings): how often beat checks the rings,
+# and a soak time in seconds that overrides the screen's minutes (0: use the
+# screen's value; tests and the demo use a short one).
+ROLLOUT_CHECK_INTERVAL_SECONDS = env_int("ROLLOUT_CHECK_INTERVAL_SECONDS", 15, minimum=1)
+ROLLOUT_SOAK_SECONDS = env_int("ROLLOUT_SOAK_SECONDS", 0, minimum=0)
+# The reference agents read versions marked bad for the demo from this file
+# (written by ``manage.py mark_bad_version``).
+SIMULATOR_BAD_VERSIONS_FILE = Path(env_str("SIMULATOR_BAD_VERSIONS_FILE", str(VAR_DIR / "simulator-bad-versions.json")))
 
 # --- Health and metrics (ops/health.py, ops/metrics.py).
 # Beat sends a heartbeat task this often; the worker that runs it records it.
@@ -319,6 +327,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "updates_app.tasks.prune_retained_data",
         "schedule": 600.0,
         "options": {"expires": 600.0},
+    },
+    # Staged roll-outs: halt a ring that looks bad, or start the next ring after its soak.
+    "updates-advance-rollouts": {
+        "task": "updates_app.tasks.advance_rollouts",
+        "schedule": float(ROLLOUT_CHECK_INTERVAL_SECONDS),
+        "options": {"expires": float(ROLLOUT_CHECK_INTERVAL_SECONDS) * 2},
     },
 }
 

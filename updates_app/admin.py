@@ -5,7 +5,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from updates_app.components import ComponentError, component_download
-from updates_app.models import Component, ComponentVersion, Delivery, UpdateRun
+from updates_app.models import Component, ComponentVersion, Delivery, Rollout, UpdateRun
 from updates_app.version_labels import version_label
 
 
@@ -22,7 +22,7 @@ def download_new_version(modeladmin, request, queryset):
 
 class ComponentVersionInline(admin.TabularInline):
     model = ComponentVersion
-    fields = ("number", "size", "sha256", "released_at", "file_path")
+    fields = ("number", "size", "sha256", "released_at", "file_path", "withdrawn_at")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -42,10 +42,11 @@ class ComponentAdmin(admin.ModelAdmin):
 
 @admin.register(ComponentVersion)
 class ComponentVersionAdmin(admin.ModelAdmin):
-    list_display = ("component", "label", "size", "sha256", "released_at")
-    list_filter = ("component",)
+    list_display = ("component", "label", "size", "sha256", "released_at", "withdrawn_at")
+    list_filter = ("component", ("withdrawn_at", admin.EmptyFieldListFilter))
     list_select_related = ("component",)
-    readonly_fields = ("component", "number", "file_path", "size", "sha256", "released_at")
+    # Withdrawn only by a rollback (Updates > Rollback), never by hand.
+    readonly_fields = ("component", "number", "file_path", "size", "sha256", "released_at", "withdrawn_at")
 
     @admin.display(description="version")
     def label(self, obj: ComponentVersion) -> str:
@@ -105,3 +106,12 @@ class DeliveryAdmin(ReadOnlyAdmin):
     def client_link(self, obj: Delivery) -> str:
         url = reverse("admin:agents_app_client_change", args=[obj.client_id])
         return format_html('<a href="{}">{}</a>', url, obj.client.hostname)
+
+
+@admin.register(Rollout)
+class RolloutAdmin(ReadOnlyAdmin):
+    """Staged roll-outs are written by the engine and the Update Summary's actions only."""
+
+    list_display = ("version", "state", "created_at", "halted_at", "halt_summary")
+    list_filter = ("state",)
+    list_select_related = ("version__component",)

@@ -2,15 +2,23 @@
 
 The one place that says what "up to date", "outdated", "inconsistent" and
 "unknown" mean (the Update Summary, Manual Update, the client lists behind the
-counts and the engine's restart rule all ask this module). For a component C
-whose latest version on the server is L:
+counts, the engine's restart rule and the rollback run all ask this module).
+For a component C whose current version on the server is L (its newest version
+not withdrawn by a rollback, ``ComponentVersion.objects.offered()``):
 
 - **up to date**: the client reports L;
-- **outdated** (behind): it reports a version below L that the server had;
-- **inconsistent**: it reports a version above L, a version the server never
-  had (every version of a component the server does not hold is one), or
-  something that is not a version at all;
+- **outdated** (behind): it reports a version below L that the server had,
+  or a version the server had and has **withdrawn** (a rollback took it back,
+  so it lies above L): the client must go back, and the restart rule and the
+  rollback run reach it as they reach any outdated client;
+- **inconsistent**: it reports a version above L that was not withdrawn, a
+  version the server never had (every version of a component the server does
+  not hold is one), or something that is not a version at all;
 - **unknown**: it never reported C.
+
+One client's restart rule also leaves out versions a staged roll-out holds
+back from it (``held_back``: a halted or rolling-out version the client is not
+in a started ring of): for that client the current version is the one before.
 
 "Clients with outdated components" are the clients outdated on at least one
 component the server holds.
@@ -37,7 +45,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -83,16 +91,23 @@ def profile_digest(numbers: Numbers) -> str:
     return hashlib.sha256(json.dumps(sorted(numbers.items()), separators=(",", ":")).encode()).hexdigest()
 
 
-def component_state(number: int | None, *, reported: bool, latest: int | None, known: bool) -> str:
+def component_state(
+    number: int | None, *, reported: bool, latest: int | None, known: bool, withdrawn: bool = False
+) -> str:
     """The state of one client for one component.
 
     ``reported``: the client named the component; ``number``: what it named
-    (None when unreadable); ``latest``: the server's latest version (None when
-    the server holds none); ``known``: the server has or had ``number``.
+    (None when unreadable); ``latest``: the server's current version (None when
+    the server holds none); ``known``: the server has or had ``number``;
+    ``withdrawn``: ``number`` is a version the server withdrew (a rollback).
     """
     if not reported:
         return UNKNOWN
-    if number is None or latest is None or number > latest or not known:
+    if number is None or latest is None or not known:
+        return INCONSISTENT
+    if withdrawn:
+        return OUTDATED  # the client holds a withdrawn version: it must roll back
+    if number > latest:
         return INCONSISTENT
     return UP_TO_DATE if number == latest else OUTDATED
 
@@ -100,55 +115,66 @@ def component_state(number: int | None, *, reported: bool, latest: int | None, k
 # --- What the server holds ------------------------------------------------------------------
 
 
-def latest_version_numbers() -> dict[str, int]:
-    """{component slug: the server's latest version number}, in one query."""
-    rows = ComponentVersion.objects.values("component__slug").annotate(latest=Max("number"))
+def latest_version_numbers(*, held_back: Collection[int] = ()) -> dict[str, int]:
+    """{component slug: the server's current version number (withdrawn versions never count)}, in one query.
+
+    ``held_back``: ids of versions a staged roll-out does not offer to the client asking.
+    """
+    offered = ComponentVersion.objects.offered().exclude(pk__in=held_back)
+    rows = offered.values("component__slug").annotate(latest=Max("number"))
     return {row["component__slug"]: row["latest"] for row in rows}
 
 
-def _known_versions(pairs: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
-    """Which of these (slug, number) pairs the server has or had, in one query."""
+def _known_versions(pairs: Iterable[tuple[str, int]]) -> dict[tuple[str, int], bool]:
+    """Which of these (slug, number) pairs the server has or had: {pair: withdrawn?}, in one query."""
     wanted = set(pairs)
     if not wanted:
-        return set()
+        return {}
     rows = ComponentVersion.objects.filter(
         component__slug__in={slug for slug, _ in wanted}, number__in={number for _, number in wanted}
-    ).values_list("component__slug", "number")
-    return set(rows) & wanted
+    ).values_list("component__slug", "number", "withdrawn_at")
+    return {(slug, number): withdrawn_at is not None for slug, number, withdrawn_at in rows if (slug, number) in wanted}
 
 
 # --- One client (Python) ------------------------------------------------------------------
 
 
-def client_states(reported: object) -> dict[str, str]:
+def client_states(reported: object, *, held_back: Collection[int] = ()) -> dict[str, str]:
     """{slug: state} for every component the server holds or the client reports (two queries)."""
     numbers = reported_numbers(reported)
-    latest = latest_version_numbers()
+    latest = latest_version_numbers(held_back=held_back)
     known = _known_versions((slug, n) for slug, n in numbers.items() if n is not None)
-    return {
-        slug: component_state(
-            numbers.get(slug),
+    states: dict[str, str] = {}
+    for slug in sorted({*latest, *numbers}):
+        number = numbers.get(slug)
+        pair = (slug, number) if number is not None else None
+        states[slug] = component_state(
+            number,
             reported=slug in numbers,
             latest=latest.get(slug),
-            known=(slug, numbers.get(slug)) in known,
+            known=pair in known,
+            withdrawn=known.get(pair, False) if pair else False,
         )
-        for slug in sorted({*latest, *numbers})
-    }
+    return states
 
 
-def outdated_slugs(reported: object) -> list[str]:
+def outdated_slugs(reported: object, *, held_back: Collection[int] = ()) -> list[str]:
     """The components the server holds on which a client that reported ``reported`` is behind."""
-    return [slug for slug, state in client_states(reported).items() if state == OUTDATED]
+    return [slug for slug, state in client_states(reported, held_back=held_back).items() if state == OUTDATED]
 
 
-def update_due_slugs(reported: object) -> list[str]:
+def update_due_slugs(reported: object, *, held_back: Collection[int] = ()) -> list[str]:
     """The components an update would bring: outdated ones, and held ones the client never reported.
 
     The restart rule (engine/handover.py) asks this: a client that restarts
     without a component the server holds has missed an update as surely as one
-    that is behind. Clients ahead of the server (inconsistent) are left alone.
+    that is behind, and so has one holding a version withdrawn by a rollback
+    (outdated). Clients ahead of the server (inconsistent) are left alone.
+    ``held_back``: versions a staged roll-out does not offer this client.
     """
-    return [slug for slug, state in client_states(reported).items() if state in (OUTDATED, UNKNOWN)]
+    return [
+        slug for slug, state in client_states(reported, held_back=held_back).items() if state in (OUTDATED, UNKNOWN)
+    ]
 
 
 # --- Many clients (SQL) -----------------------------------------------------------------------
@@ -158,17 +184,29 @@ def _version_is_known() -> Exists:
     return Exists(ComponentVersion.objects.filter(component__slug=OuterRef("component"), number=OuterRef("number")))
 
 
+def _version_is_withdrawn() -> Exists:
+    return Exists(
+        ComponentVersion.objects.filter(
+            component__slug=OuterRef("component"), number=OuterRef("number"), withdrawn_at__isnull=False
+        )
+    )
+
+
 def _rows_in_state(slug: str, state: str, latest: int | None) -> QuerySet[ClientComponent]:
     """ClientComponent rows of ``slug`` in ``state`` (not UNKNOWN: that is the absence of a row)."""
     rows = ClientComponent.objects.filter(component=slug)
     if state == UP_TO_DATE:
         return rows.filter(number=latest) if latest is not None else rows.none()
     if state == OUTDATED:
-        return rows.filter(number__lt=latest).filter(_version_is_known()) if latest is not None else rows.none()
+        if latest is None:
+            return rows.none()
+        return rows.filter((Q(number__lt=latest) & _version_is_known()) | _version_is_withdrawn())
     if state == INCONSISTENT:
         if latest is None:
             return rows
-        return rows.filter(Q(number__isnull=True) | Q(number__gt=latest) | ~_version_is_known())
+        return rows.filter(
+            Q(number__isnull=True) | (Q(number__gt=latest) & ~_version_is_withdrawn()) | ~_version_is_known()
+        )
     raise ValueError(f"no rows for state {state!r}")
 
 
@@ -192,7 +230,10 @@ def outdated_clients() -> ClientQuerySet:
     behind = Q()
     for slug, number in latest.items():
         behind |= Q(component=slug, number__lt=number)
-    rows = ClientComponent.objects.filter(behind).filter(_version_is_known())
+    # Behind a held component, or on a version of it the server withdrew (a rollback).
+    rows = ClientComponent.objects.filter(
+        (behind & _version_is_known()) | (Q(component__in=list(latest)) & _version_is_withdrawn())
+    )
     return Client.objects.active().filter(Exists(rows.filter(client=OuterRef("pk"))))
 
 
@@ -210,6 +251,10 @@ class ComponentCompliance:
     latest_number: int | None
     last_updated: object
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATES, 0))
+    # After a rollback: the newest withdrawn version above the current one, and
+    # how many clients still hold a withdrawn version (counted as outdated).
+    withdrawn_number: int | None = None
+    on_withdrawn: int = 0
 
     @property
     def clients(self) -> int:
@@ -228,6 +273,10 @@ class ComponentCompliance:
         return None if self.latest_number is None else version_label(self.latest_number)
 
     @property
+    def rolled_back_from_label(self) -> str | None:
+        return None if self.withdrawn_number is None else version_label(self.withdrawn_number)
+
+    @property
     def cells(self) -> list[tuple[str, str, int, float]]:
         """(state, label, count, percent) in the order of the table's columns."""
         return [(state, STATE_LABELS[state], self.counts[state], 100 * self.rate(state)) for state in STATES]
@@ -243,8 +292,14 @@ class Compliance:
 def compliance_counts() -> Compliance:
     """Every component the server holds or clients report, with the four counts; a few small queries."""
     profiles = list(VersionProfile.objects.filter(clients__gt=0).values_list("versions", "clients"))
+    offered = Q(versions__withdrawn_at__isnull=True)
     servers = {
-        c.slug: c for c in Component.objects.annotate(latest=Max("versions__number"), last=Max("versions__released_at"))
+        c.slug: c
+        for c in Component.objects.annotate(
+            latest=Max("versions__number", filter=offered),
+            last=Max("versions__released_at", filter=offered),
+            withdrawn=Max("versions__number", filter=~offered),
+        )
     }
     latest = {slug: c.latest for slug, c in servers.items() if c.latest is not None}
     reported_slugs = {slug for versions, _ in profiles for slug in versions}
@@ -261,19 +316,31 @@ def compliance_counts() -> Compliance:
             held=slug in latest,
             latest_number=latest.get(slug),
             last_updated=component.last if component else None,
+            # Rolled back: withdrawn versions above the current one (a later download clears this).
+            withdrawn_number=(
+                component.withdrawn
+                if component
+                and component.withdrawn
+                and (component.latest is None or component.withdrawn > component.latest)
+                else None
+            ),
         )
     total = outdated_total = 0
     for versions, clients in profiles:
         total += clients
         behind = False
         for slug, row in rows.items():
+            withdrawn = known.get((slug, versions.get(slug)), False)
             state = component_state(
                 versions.get(slug),
                 reported=slug in versions,
                 latest=latest.get(slug),
                 known=(slug, versions.get(slug)) in known,
+                withdrawn=withdrawn,
             )
             row.counts[state] += clients
+            if withdrawn and state == OUTDATED:
+                row.on_withdrawn += clients
             behind = behind or state == OUTDATED
         if behind:
             outdated_total += clients

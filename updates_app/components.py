@@ -15,11 +15,13 @@ is why 14 incrementals can be offered while only 7 full files are kept.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import random
 import shutil
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,8 +31,9 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from updates_app import patterns
+from updates_app.engine.rings import held_back_version_ids, rollout_create
 from updates_app.engine.runs import run_create_for_event
-from updates_app.models import Component, ComponentKind, ComponentVersion
+from updates_app.models import Component, ComponentKind, ComponentVersion, RolloutPolicy
 from updates_app.tasks import dispatch_soon
 from updates_app.version_labels import VersionLabelError, parse_version_label, version_label
 
@@ -58,6 +61,10 @@ COMPONENT_KINDS = (ComponentKind.PATTERN, ComponentKind.ENGINE)
 
 class ComponentError(ValueError):
     """An unknown component or version, or a payload that cannot be a new version."""
+
+
+class ComponentWithdrawn(ComponentError):
+    """A download of a version withdrawn by a rollback: the server no longer hands it out."""
 
 
 def _number_of(label: str) -> int:
@@ -109,6 +116,11 @@ def _engine_payload(component: Component, number: int) -> bytes:
     return f"UCENGINE {component.slug} {number}\n".encode() + rng.randbytes(64 * 1024)
 
 
+def kept_full_file(version: ComponentVersion) -> bool:
+    """Does the server still keep this version's full file (one of the last 7)?"""
+    return bool(version.file_path) and _full_path(version.component.slug, version.number).exists()
+
+
 def _load_pattern(version: ComponentVersion) -> patterns.Pattern | None:
     path = _full_path(version.component.slug, version.number)
     if not version.file_path or not path.exists():
@@ -126,20 +138,28 @@ def component_download(*, component: Component, payload: bytes | None = None, re
     # One download of a component at a time: the row lock orders them.
     component = Component.objects.select_for_update().get(pk=component.pk)
     latest = component.versions.order_by("-number").first()
+    # After a rollback the newest version is withdrawn: the next one is numbered
+    # after it (numbers never repeat) but built on the current version, the
+    # last one known good.
+    current = ComponentVersion.objects.offered().filter(component=component).order_by("-number").first()
     is_pattern = component.kind == ComponentKind.PATTERN
     new_pattern: patterns.Pattern | None = None
     previous_pattern = _load_pattern(latest) if (latest and is_pattern) else None
+    base_pattern = previous_pattern
+    if current is not None and latest is not None and current.pk != latest.pk and is_pattern:
+        good = _load_pattern(current)
+        base_pattern = dataclasses.replace(good, number=latest.number) if good else previous_pattern
 
     if payload is None:
         number = latest.number + 1 if latest else _first_number(component)
         if is_pattern:
-            if previous_pattern is None:
+            if base_pattern is None:
                 new_pattern = patterns.generate_initial(
                     component.slug, number, records=settings.COMPONENT_PATTERN_INITIAL_RECORDS
                 )
             else:
                 new_pattern = patterns.generate_next(
-                    previous_pattern,
+                    base_pattern,
                     added=settings.COMPONENT_PATTERN_RECORDS_ADDED,
                     removed=settings.COMPONENT_PATTERN_RECORDS_REMOVED,
                 )
@@ -182,8 +202,13 @@ def component_download(*, component: Component, payload: bytes | None = None, re
 
 
 def component_version_announce(*, version: ComponentVersion) -> None:
-    """Start the event-triggered update for a new version (SPEC 3.2), if the Automatic Update settings ask for it."""
-    if run_create_for_event(version=version) is not None:
+    """Start the event-triggered update for a new version (SPEC 3.2), if the Automatic Update settings ask for it.
+
+    With the staged roll-out policy on, the run notifies its first ring only (updates_app.engine.rings).
+    """
+    staged = RolloutPolicy.load().enabled
+    run = rollout_create(version=version) if staged else run_create_for_event(version=version)
+    if run is not None:
         dispatch_soon()
 
 
@@ -244,9 +269,15 @@ class DownloadFile:
     sha256: str
 
 
-def latest_versions() -> list[ComponentVersion]:
-    """The newest version of every component, in one query."""
-    newest = ComponentVersion.objects.filter(component=OuterRef("component")).order_by("-number").values("number")[:1]
+def latest_versions(*, held_back: Collection[int] = ()) -> list[ComponentVersion]:
+    """The current version of every component (its newest not withdrawn nor ``held_back``), in one query."""
+    newest = (
+        ComponentVersion.objects.offered()
+        .exclude(pk__in=held_back)
+        .filter(component=OuterRef("component"))
+        .order_by("-number")
+        .values("number")[:1]
+    )
     return list(
         ComponentVersion.objects.filter(number=Subquery(newest)).select_related("component").order_by("component__name")
     )
@@ -257,10 +288,15 @@ def _download_url(slug: str, label: str, from_label: str | None = None) -> str:
     return f"{base}/incremental/{from_label}" if from_label else f"{base}/full"
 
 
-def component_manifest(reported: dict[str, str]) -> list[dict]:
-    """Per component: the latest version and, for a client holding ``reported``, what to download."""
+def component_manifest(reported: dict[str, str], *, client_id: int | None = None) -> list[dict]:
+    """Per component: the latest version and, for a client holding ``reported``, what to download.
+
+    With ``client_id``: a version held back by a staged roll-out the client is
+    not (yet) part of is not offered; the version before it is.
+    """
     items = []
-    for version in latest_versions():
+    held_back = held_back_version_ids(client_id) if client_id is not None else set()
+    for version in latest_versions(held_back=held_back):
         slug = version.component.slug
         label = version_label(version.number)
         have = reported.get(slug)
@@ -299,6 +335,11 @@ def component_file(*, slug: str, label: str, from_label: str | None = None) -> D
     version = ComponentVersion.objects.filter(component__slug=slug, number=number).first()
     if version is None:
         raise ComponentError(f"the server has no {slug} version {label}")
+    if version.withdrawn_at is not None:
+        raise ComponentWithdrawn(
+            f"{slug} version {label} was withdrawn by a rollback on {version.withdrawn_at:%Y-%m-%d %H:%M} UTC "
+            "and is no longer offered; fetch the manifest for the current version"
+        )
     if from_label is None:
         path = _full_path(slug, number)
         if not version.file_path or not path.exists():

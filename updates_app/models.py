@@ -297,6 +297,12 @@ class Component(models.Model):
         return self.name
 
 
+class ComponentVersionQuerySet(models.QuerySet["ComponentVersion"]):
+    def offered(self) -> ComponentVersionQuerySet:
+        """Versions the server may hand out: not withdrawn by a rollback (updates_app.rollback)."""
+        return self.filter(withdrawn_at__isnull=True)
+
+
 class ComponentVersion(models.Model):
     """One downloaded version of a component, its payload on disk."""
 
@@ -307,9 +313,17 @@ class ComponentVersion(models.Model):
     size = models.PositiveBigIntegerField(default=0)
     sha256 = models.CharField(max_length=64)
     released_at = models.DateTimeField()
+    # Set when an administrator rolled the component back to an older version:
+    # a withdrawn version is never offered again (manifest, download, restart
+    # update, schedule). The component's current version is its newest
+    # version that is not withdrawn.
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ComponentVersionQuerySet.as_manager()
 
     class Meta:
         ordering = ["component", "-number"]
+        permissions = [("rollback_component", "Can roll back components (withdraw newer versions)")]
         constraints = [models.UniqueConstraint(fields=["component", "number"], name="component_version_unique")]
 
     def __str__(self) -> str:
@@ -328,6 +342,9 @@ class RunTrigger(models.TextChoices):
     # Clients told to update when they restarted and checked in with outdated
     # components (one run per day collects them; see updates_app.engine.handover).
     RESTART = "restart", "Client restart"
+    # Clients holding a withdrawn version, told to go back to the chosen one
+    # (updates_app.rollback); component_version is the version rolled back to.
+    ROLLBACK = "rollback", "Rollback"
 
 
 class UpdateRun(models.Model):
@@ -413,6 +430,10 @@ class Delivery(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
     # When the client reported that it updated in answer to this notification.
     update_reported_at = models.DateTimeField(null=True, blank=True)
+    # When the client reported that its update failed (and what it said): the
+    # evidence a staged roll-out watches (updates_app.engine.rings).
+    failure_reported_at = models.DateTimeField(null=True, blank=True)
+    failure_message = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -487,3 +508,145 @@ class ClientProfile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.client_id} -> {self.profile_id}"
+
+
+class RolloutPolicy(models.Model):
+    """Staged roll-out of event-triggered updates (an improvement over the original): a single row (pk=1).
+
+    Off by default: the seed's behaviour (the whole fleet at once) stays the
+    default. When on, a new component version goes to ring 1 (chosen domains
+    and/or a stable random share of the eligible clients), then after a soak
+    time to ring 2 (optional), then to everyone else, unless the ring's
+    reports pass the threshold, which halts the roll-out (updates_app.engine.rings).
+    """
+
+    enabled = models.BooleanField(
+        "Roll new components out in stages",
+        default=False,
+        help_text="Notify a first ring of clients, watch their reports for a soak time, then the next ring.",
+    )
+    ring1_domains = models.ManyToManyField(
+        "agents_app.Domain",
+        blank=True,
+        related_name="+",
+        verbose_name="Ring 1 domains",
+        help_text="Every client under these domains is in the first ring.",
+    )
+    ring1_percent = models.PositiveSmallIntegerField(
+        "Ring 1 share",
+        default=5,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+        help_text="0 to 100 % of the eligible clients, chosen at random but always the same ones for a client.",
+    )
+    ring2_percent = models.PositiveSmallIntegerField(
+        "Ring 2 share",
+        default=0,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+        help_text="0 (no second ring) to 100 % of the eligible clients, counting ring 1's random share; above ring 1's.",
+    )
+    soak_minutes = models.PositiveIntegerField(
+        "Soak time",
+        default=60,
+        validators=[MinValueValidator(1), MaxValueValidator(2880)],
+        help_text="1 to 2880 minutes to watch a ring's reports before the next ring starts.",
+    )
+    halt_percent = models.PositiveSmallIntegerField(
+        "Halt when",
+        default=10,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="1 to 100 % of the ring reported a failed update or fell silent after updating ...",
+    )
+    halt_min_count = models.PositiveIntegerField(
+        "and at least",
+        default=2,
+        validators=[MinValueValidator(1), MaxValueValidator(100000)],
+        help_text="... this many clients (1 or more), so one client alone cannot halt a small ring.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "staged roll-out policy"
+        verbose_name_plural = "staged roll-out policy"
+        constraints = [models.CheckConstraint(condition=models.Q(pk=1), name="rollout_policy_singleton")]
+
+    def __str__(self) -> str:
+        return "Staged roll-out policy"
+
+    @classmethod
+    def load(cls) -> RolloutPolicy:
+        obj, _ = cls.objects.get_or_create(pk=1)
+        return obj
+
+
+class RolloutState(models.TextChoices):
+    ACTIVE = "active", "Rolling out"
+    HALTED = "halted", "Halted"
+    STOPPED = "stopped", "Stopped"
+    COMPLETED = "completed", "Completed"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+
+
+# While a roll-out is in one of these states its version is offered only to
+# the clients of its started rings.
+HOLDING_STATES = (RolloutState.ACTIVE, RolloutState.HALTED, RolloutState.STOPPED)
+
+
+class Rollout(models.Model):
+    """The staged roll-out of one event-triggered run; its settings are copied from the policy when it starts."""
+
+    run = models.OneToOneField(UpdateRun, on_delete=models.CASCADE, related_name="rollout")
+    version = models.ForeignKey(ComponentVersion, on_delete=models.CASCADE, related_name="rollouts")
+    state = models.CharField(max_length=12, choices=RolloutState.choices, default=RolloutState.ACTIVE)
+    ring1_domain_ids = models.JSONField(default=list)
+    ring1_percent = models.PositiveSmallIntegerField()
+    ring2_percent = models.PositiveSmallIntegerField()
+    soak_seconds = models.PositiveIntegerField()
+    halt_percent = models.PositiveSmallIntegerField()
+    halt_min_count = models.PositiveIntegerField()
+    include_roaming_offline = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    halted_at = models.DateTimeField(null=True, blank=True)
+    # What halted it: [{"client", "hostname", "ring", "kind", "message", "at"}, ...]
+    halt_evidence = models.JSONField(default=list, blank=True)
+    halt_summary = models.CharField(max_length=300, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Staged roll-out of {self.version}"
+
+
+class RolloutRing(models.Model):
+    """One ring of a roll-out. ``started_at`` is set once, by a conditional UPDATE, in the transaction that notifies it."""
+
+    rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="rings")
+    number = models.PositiveSmallIntegerField()
+    # The last ring is "everyone else".
+    final = models.BooleanField(default=False)
+    started_at = models.DateTimeField(null=True, blank=True)
+    soak_ends_at = models.DateTimeField(null=True, blank=True)
+    clients = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["rollout", "number"]
+        constraints = [models.UniqueConstraint(fields=["rollout", "number"], name="rollout_ring_unique")]
+
+    def __str__(self) -> str:
+        return f"ring {self.number} of {self.rollout}"
+
+
+class RolloutMember(models.Model):
+    """A client notified in a ring of a roll-out; (rollout, client) is unique, so no client is in two rings."""
+
+    rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="members")
+    ring = models.ForeignKey(RolloutRing, on_delete=models.CASCADE, related_name="members")
+    client = models.ForeignKey("agents_app.Client", on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["rollout", "client"], name="rollout_member_unique")]
+
+    def __str__(self) -> str:
+        return f"client {self.client_id} in ring {self.ring_id}"

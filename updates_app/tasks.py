@@ -29,6 +29,7 @@ from updates_app.engine.claim import (
     deliveries_record_outcomes,
 )
 from updates_app.engine.planner import schedule_window_open
+from updates_app.engine.rings import rollouts_advance
 from updates_app.engine.sender import notifications_send, outgoing_for, scan_after_for
 from updates_app.retention import retention_prune
 
@@ -163,3 +164,12 @@ def prune_retained_data() -> str:
         f"runs kept {result.runs_kept}, pruned {result.runs_pruned}, deliveries removed "
         f"{result.deliveries_removed}, clients retired {result.clients_retired}, removed {result.clients_removed}"
     )
+
+
+@shared_task(name="updates_app.tasks.advance_rollouts", ignore_result=True)
+def advance_rollouts() -> dict[str, int]:
+    """Staged roll-outs: halt a bad ring, or start the next ring once the soak is over (safe to run twice)."""
+    done = rollouts_advance()
+    if done["started"]:
+        dispatch_soon()
+    return done

@@ -16,7 +16,7 @@ from aiohttp import web
 from agent_api.simulator.proxy import AUTOMATIC, UPDATE_NOW, ProxyChoice, ProxyResolver, UserProxy
 from agents_app.signing import SignatureError, decode_key, key_id, verify
 from updates_app.patterns import PatternError, apply_incremental, parse_pattern
-from updates_app.version_labels import version_label
+from updates_app.version_labels import parse_version_label, reported_number, version_label
 
 if TYPE_CHECKING:
     from agent_api.simulator.fleet import Fleet
@@ -78,6 +78,8 @@ class Counters:
     bytes_downloaded: int = 0
     incremental_downloads: int = 0
     full_downloads: int = 0
+    rollbacks: int = 0
+    fell_silent: int = 0
     errors: int = 0
 
 
@@ -332,8 +334,9 @@ class SimAgent:
             kind = UPDATE_NOW if trigger == UPDATE_NOW else AUTOMATIC
             route = await self.server_route(kind=kind, path="/agent/v1/manifest")
             used: dict[str, ProxyChoice] = {}
-            message = ""
             ok = True
+            message = ""
+            fault: str | None = None
             try:
                 for item, source in await self._manifest(route):
                     if self.components_only() and item.get("kind") in PROGRAM_KINDS:
@@ -342,10 +345,15 @@ class SimAgent:
                         continue
                     used_source, used_route = await self._fetch_component(item, source=source, route=route)
                     used[used_source] = used_route
+                    # A version marked bad for the simulation (mark_bad_version) hurts some agents.
+                    fault = fault or self.fleet.fault_for(self, item["component"], item["latest_version"])
             except (TimeoutError, AgentError, aiohttp.ClientError, PatternError, ValueError) as exc:
                 logger.info("agent %s: update failed: %s", self.spec.hostname, exc)
-                message = str(exc)[:500]
                 ok = False
+                message = str(exc)[:500]
+            if fault == "fail":
+                ok = False
+                message = "simulated fault: the real-time scan service stopped after loading the new pattern"
             if ok:
                 self.counters.updates_ok += 1
                 if trigger == "schedule":
@@ -363,7 +371,23 @@ class SimAgent:
                 source=source,
                 proxy=used_route.describe(),
             )
+            if fault == "silent":
+                # The endpoint crashed after updating: no more heartbeats, nothing listens.
+                self._spawn(self.fall_silent())
             return ok
+
+    async def fall_silent(self) -> None:
+        self.counters.fell_silent += 1
+        self.status = "offline"
+        for task in list(self._tasks):
+            if task is not asyncio.current_task():
+                task.cancel()
+        await self.fleet.set_fail_mode(self, "refuse")
+
+    def _rolling_back(self, item: dict) -> bool:
+        """Is the current version offered older than the one held? A rollback withdrew ours."""
+        held = reported_number(self.versions.get(item["component"]))
+        return held is not None and held > parse_version_label(item["latest_version"])
 
     async def _manifest(self, route: ProxyChoice) -> list[tuple[dict, str]]:
         """(manifest item, where to download it first): the server's manifest, else the ActiveUpdate server's."""
@@ -391,10 +415,13 @@ class SimAgent:
         """Download one component (incremental when possible), verify it, hold it; returns the source and proxy used."""
         slug = item["component"]
         data: bytes | None = None
+        # The server's current version is older than ours: a rollback withdrew
+        # ours. Incrementals only lead forward, so the full file it is.
+        rolling_back = self._rolling_back(item)
         used = (source, route)
         if source == SERVER:
             try:
-                data = await self._from_server(item, route)
+                data = await self._from_server(item, route, rolling_back=rolling_back)
             except (TimeoutError, AgentError, aiohttp.ClientError) as exc:
                 if not self.may_use_activeupdate():
                     raise
@@ -411,11 +438,14 @@ class SimAgent:
             raise ValueError(f"{slug}: the downloaded file does not match the published sha256")
         self.versions[slug] = item["latest_version"]
         self.file_hashes[slug] = self.fleet.store_put(data) if item.get("kind") == "pattern" else ""
+        if rolling_back:
+            self.counters.rollbacks += 1
         return used
 
-    async def _from_server(self, item: dict, route: ProxyChoice) -> bytes:
+    async def _from_server(self, item: dict, route: ProxyChoice, *, rolling_back: bool = False) -> bytes:
         slug = item["component"]
-        incremental = item.get("incremental")
+        # Rolling back: no incremental leads backwards; the full file (checked against its sha256 by the caller).
+        incremental = None if rolling_back else item.get("incremental")
         base = self.held_file(slug)
         if incremental and base is not None and incremental.get("from_version") == self.versions.get(slug):
             inc = await self._download(incremental["url"], route=route)

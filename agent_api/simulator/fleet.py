@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ipaddress
+import json
 import logging
 import random
 import resource
@@ -19,6 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -64,6 +66,7 @@ class Fleet:
         clock: Callable[[], float] = time.time,
         strict: bool = True,
         start_current: bool = True,
+        bad_versions_file: str | Path | None = None,
     ):
         self.server_url = server_url.rstrip("/")
         self.enrollment_secret = enrollment_secret
@@ -81,6 +84,10 @@ class Fleet:
         # they hold nothing, and every one of them downloads every full file
         # when its restart check-in tells it to update.
         self.start_current = start_current and specs is None
+        # Versions marked bad for the simulation (manage.py mark_bad_version writes this file).
+        self.bad_versions_file = Path(bad_versions_file) if bad_versions_file else None
+        self._bad_versions: dict[str, dict[str, dict[str, Any]]] = {}
+        self._bad_versions_stamp: float | None = None
         # Full files shared by content: 10,000 agents at the same version hold one copy.
         self.store: dict[str, bytes] = {}
         self.specs = (
@@ -118,6 +125,37 @@ class Fleet:
             spec.roaming = rng.random() < roaming_rate
             specs.append(spec)
         return specs
+
+    def bad_versions(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """{slug: {label: {"share": percent, "mode": "fail" | "silent"}}}, re-read when the file changes."""
+        if self.bad_versions_file is None:
+            return {}
+        try:
+            stamp = self.bad_versions_file.stat().st_mtime
+        except FileNotFoundError:
+            return {}
+        if stamp != self._bad_versions_stamp:
+            try:
+                self._bad_versions = json.loads(self.bad_versions_file.read_text())
+            except ValueError:
+                logger.warning("unreadable bad-versions file %s; ignored", self.bad_versions_file)
+                self._bad_versions = {}
+            self._bad_versions_stamp = stamp
+        return self._bad_versions
+
+    def fault_for(self, agent: SimAgent, slug: str, label: str) -> str | None:
+        """ "fail", "silent" or None: whether this agent suffers from a version marked bad.
+
+        The chosen share of agents is stable: the same agents are hit by the
+        same version every time (a hash of hostname and version).
+        """
+        mark = self.bad_versions().get(slug, {}).get(label)
+        if not mark:
+            return None
+        digest = hashlib.sha256(f"{agent.spec.hostname}:{slug}:{label}".encode()).hexdigest()
+        if int(digest[:8], 16) % 100 >= int(mark.get("share", 100)):
+            return None
+        return "silent" if mark.get("mode") == "silent" else "fail"
 
     def store_put(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()

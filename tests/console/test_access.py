@@ -70,6 +70,8 @@ OPEN_TO_ALL_STAFF = {
     "agents:enrollment",
     "updates:automatic-update",
     "updates:schedule-preview",
+    # The Automatic Update screen again (the staged roll-out form's address): counts only.
+    "updates:staged-rollout-save",
     # Server settings, no client in sight: read-only without the change permission.
     "updates:proxy-settings",
 }

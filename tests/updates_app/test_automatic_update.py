@@ -447,5 +447,8 @@ def test_the_audit_log_page_costs_a_fixed_number_of_queries(
 
 def test_the_screen_costs_a_fixed_number_of_queries(superuser_client, django_assert_max_num_queries):
     AutoUpdateSettings.load()
-    with django_assert_max_num_queries(6):
+    # 6 for the screen, 8 for the staged roll-out section: its policy (created
+    # on the first visit: 4), its domains (2) and its preview's two COUNTs.
+    # None of them grows with the fleet.
+    with django_assert_max_num_queries(14):
         assert superuser_client.get(URL).status_code == 200

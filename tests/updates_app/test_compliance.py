@@ -120,6 +120,45 @@ def test_sql_selection_python_rule_and_tallies_agree_on_every_client(mixed_fleet
 
 
 @pytest.mark.django_db
+def test_a_withdrawn_version_counts_as_outdated_in_sql_python_and_tallies_alike(mixed_fleet):
+    """A rollback withdrew 0.102 (0.101 is current again): a client still on 0.102 must go back."""
+    ComponentVersion.objects.filter(component__slug="virus_pattern", number=102).update(withdrawn_at=timezone.now())
+    expected = {
+        **EXPECTED,
+        # a holds the withdrawn 0.102: outdated, not inconsistent; b's 0.101 is current again.
+        "virus_pattern": {UP_TO_DATE: {"b"}, OUTDATED: {"a", "c"}, INCONSISTENT: {"d", "e", "g"}, UNKNOWN: {"f"}},
+    }
+    names = {c.pk: c.hostname for c in mixed_fleet.values()}
+    for slug, states in expected.items():
+        for state, hostnames in states.items():
+            selected = set(clients_in_state(component=slug, state=state).values_list("hostname", flat=True))
+            assert selected == hostnames, (slug, state)
+    for client in mixed_fleet.values():
+        states = client_states(client.component_versions)
+        for slug, by_state in expected.items():
+            assert client.hostname in by_state[states.get(slug, UNKNOWN)], (client.hostname, slug)
+    assert counts_by_component() == {
+        slug: {state: len(hostnames) for state, hostnames in states.items()} for slug, states in expected.items()
+    }
+    assert {names[pk] for pk in outdated_clients().values_list("pk", flat=True)} == {"a", "c", "e"}
+    compliance = compliance_counts()
+    assert compliance.outdated_clients == 3
+    virus = next(row for row in compliance.components if row.slug == "virus_pattern")
+    assert virus.latest_label == "0.101.00"
+    assert (virus.rolled_back_from_label, virus.on_withdrawn) == ("0.102.00", 1)
+    # The restart rule sends a client on the withdrawn version back.
+    assert update_due_slugs({"virus_pattern": "0.102.00", "spyware_pattern": 51}) == ["virus_pattern"]
+    assert update_due_slugs({"virus_pattern": 101, "spyware_pattern": 51}) == []
+    # A later download is current: the rolled-back note clears, 0.102 stays withdrawn (still outdated).
+    versions_of(Component.objects.get(slug="virus_pattern"), 103)
+    virus = next(row for row in compliance_counts().components if row.slug == "virus_pattern")
+    assert (virus.latest_label, virus.rolled_back_from_label) == ("0.103.00", None)
+    assert virus.counts[OUTDATED] == 3  # a (withdrawn), b, c
+    assert compliance_rebuild() == 7
+    assert counts_by_component()["virus_pattern"] == virus.counts
+
+
+@pytest.mark.django_db
 def test_a_change_of_versions_moves_the_client_between_counts(mixed_fleet):
     b = mixed_fleet["b"]
     assert client_versions_record(client=b, reported={"virus_pattern": "0.102.00", "spyware_pattern": 51})

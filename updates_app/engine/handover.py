@@ -9,7 +9,9 @@ what goes into it, in the same format as a push (``sender.notification_payload``
 Restart path (SPEC 3.3): with "Let clients initiate component update when they
 restart..." on, a client that is not roaming and checks in with event
 "restart" while behind on any component the server holds, or without one
-(``compliance.update_due_slugs``), is told to update now, whatever
+(``compliance.update_due_slugs``: holding a version withdrawn by a rollback
+counts as behind; a version a staged roll-out holds back from the client does
+not count), is told to update now, whatever
 became of its notifications. The instruction is recorded as a delivery (status
 delivered, handed over at once) in that day's "Client restart" run, so the
 summary counts it and the agent's report can name its delivery id.
@@ -29,6 +31,7 @@ from agents_app.models import Client
 from console.compiled import CompiledQuery
 from updates_app.compliance import update_due_slugs
 from updates_app.engine.claim import claim_released
+from updates_app.engine.rings import held_back_version_ids
 from updates_app.engine.runs import client_is_roaming, restart_delivery_create
 from updates_app.engine.sender import notification_payload
 from updates_app.models import AutoUpdateSettings, Delivery, DeliveryStatus
@@ -153,6 +156,10 @@ def actions_for_checkin(
     deliveries = deliveries_hand_over(client=client)
     if not deliveries and event == RESTART_EVENT:
         auto = auto or AutoUpdateSettings.load()
-        if auto.update_on_restart and not client_is_roaming(client) and update_due_slugs(reported_versions):
+        if (
+            auto.update_on_restart
+            and not client_is_roaming(client)
+            and update_due_slugs(reported_versions, held_back=held_back_version_ids(client.pk))
+        ):
             deliveries = [restart_delivery_create(client=client, scan_after=auto.scan_after_update)]
     return [notification_payload(d) for d in deliveries]

@@ -30,3 +30,10 @@ def delivery_mark_updated(*, client: Client, delivery_id: int, at: dt.datetime) 
         UpdateRun.objects.filter(counts_kept_at__isnull=False, deliveries__pk=delivery_id).update(
             kept_updated=F("kept_updated") + 1
         )
+
+
+def delivery_mark_failed(*, client: Client, delivery_id: int, at: dt.datetime, message: str) -> None:
+    """Record the first report of a failed update for this delivery (a staged roll-out's evidence)."""
+    Delivery.objects.filter(pk=delivery_id, client=client, failure_reported_at=None).update(
+        failure_reported_at=at, failure_message=(message or "update failed")[:500]
+    )

@@ -1,4 +1,4 @@
-"""Creating and cancelling update runs (event, manual, restart).
+"""Creating and cancelling update runs (event, manual, restart, rollback).
 
 A run is one request to a set of clients; it gets one delivery row per client,
 created in bulk. Creating deliveries supersedes the same clients' older
@@ -122,14 +122,41 @@ def run_create_for_event(*, version: ComponentVersion) -> UpdateRun | None:
     auto = AutoUpdateSettings.load()
     if not auto.notify_on_download:
         return None
-    statuses = [ConnectionStatus.ONLINE, ConnectionStatus.UNREACHABLE]
-    if auto.include_roaming_offline:
-        statuses += [ConnectionStatus.ROAMING, ConnectionStatus.OFFLINE]
     run = UpdateRun.objects.create(
         trigger=RunTrigger.EVENT, scan_after=auto.scan_after_update, component_version=version
     )
-    count = deliveries_create(run=run, clients=Client.objects.active().filter(status__in=statuses))
+    count = deliveries_create(
+        run=run, clients=event_eligible_clients(include_roaming_offline=auto.include_roaming_offline)
+    )
     _log_new_run(run, count)
+    return run
+
+
+def event_eligible_clients(*, include_roaming_offline: bool) -> ClientQuerySet:
+    """The clients an event-triggered update notifies (a staged roll-out splits them into rings)."""
+    statuses = [ConnectionStatus.ONLINE, ConnectionStatus.UNREACHABLE]
+    if include_roaming_offline:
+        statuses += [ConnectionStatus.ROAMING, ConnectionStatus.OFFLINE]
+    return Client.objects.active().filter(status__in=statuses)
+
+
+@transaction.atomic
+def run_create_for_rollback(*, version: ComponentVersion, clients: ClientQuerySet, created_by) -> UpdateRun:
+    """The run that tells ``clients`` (holding a withdrawn version) to go back to ``version``.
+
+    The same deliveries as any run: pushed and retried under the 15-minute rule,
+    handed over at check-in to unreachable clients. Offline clients are not
+    pushed either (nothing would answer): their delivery waits, no attempt
+    spent, and is handed over when they restart and check in.
+    """
+    run = UpdateRun.objects.create(
+        trigger=RunTrigger.ROLLBACK, scan_after=False, component_version=version, created_by=created_by
+    )
+    count = deliveries_create(run=run, clients=clients.active())
+    _log_new_run(run, count)
+    run.deliveries.filter(client__status=ConnectionStatus.OFFLINE).update(
+        push=False, last_error="offline: handed over when the client restarts and checks in"
+    )
     return run
 
 

@@ -12,7 +12,8 @@ from agents_app.models import Client
 from console import wording
 from updates_app.autoupdate import StaleSettings, autoupdate_settings_save, settings_differences
 from updates_app.forms import AutoUpdateSettingsForm
-from updates_app.models import AutoUpdateSettings, Frequency
+from updates_app.models import AutoUpdateSettings, Frequency, RolloutPolicy
+from updates_app.staged import RolloutPolicyForm
 
 CHANGE_PERMISSION = "updates_app.change_autoupdatesettings"
 AUTOMATIC_UPDATE_CRUMBS = ["Updates", "Networked Computers", "Automatic Update"]
@@ -65,10 +66,25 @@ def automatic_update(request: HttpRequest) -> HttpResponse:
     return redirect("updates:automatic-update")
 
 
+def automatic_update_page(request: HttpRequest, *, rollout_form: RolloutPolicyForm, status: int) -> HttpResponse:
+    """The screen with a staged roll-out form that did not validate (updates_app.views.rollouts)."""
+    can_change = request.user.has_perm(CHANGE_PERMISSION)
+    form = AutoUpdateSettingsForm(instance=AutoUpdateSettings.load(), read_only=not can_change)
+    return _automatic_update_page(request, form, status=status, rollout_form=rollout_form)
+
+
 def _automatic_update_page(
-    request: HttpRequest, form: AutoUpdateSettingsForm, *, status: int = 200, unsaved: list | None = None
+    request: HttpRequest,
+    form: AutoUpdateSettingsForm,
+    *,
+    status: int = 200,
+    unsaved: list | None = None,
+    rollout_form: RolloutPolicyForm | None = None,
 ) -> HttpResponse:
+    read_only = not request.user.has_perm(CHANGE_PERMISSION)
     context = {
+        # The staged roll-out (an improvement over the original) has its own form and save.
+        "rollout_form": rollout_form or RolloutPolicyForm(instance=RolloutPolicy.load(), read_only=read_only),
         "unsaved": unsaved or [],
         "form": form,
         "settings_row": form.instance,

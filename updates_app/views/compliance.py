@@ -2,8 +2,8 @@
 
 /updates/compliance/clients/?component=<slug>&state=<up_to_date|outdated|inconsistent|unknown>,
 or ?state=outdated alone for "clients with outdated components". Read-only,
-paginated, and guarded by "Can view client" like the client tree (without it the
-page says so and lists nobody).
+paginated, and guarded by "Can view client" like every page that shows clients
+(403 without it). Without any filter it lists the clients with outdated components.
 """
 
 from __future__ import annotations

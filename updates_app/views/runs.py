@@ -29,6 +29,7 @@ from updates_app.engine import retry
 from updates_app.engine.runs import run_cancel, run_create_manual
 from updates_app.forms import OUTDATED, SELECTED, ManualUpdateForm
 from updates_app.models import DeliveryStatus, UpdateRun
+from updates_app.staged import rollouts_for_summary
 from updates_app.summary import (
     DELIVERY_CSV_HEADER,
     client_deliveries,
@@ -119,6 +120,9 @@ def summary(request: HttpRequest) -> HttpResponseBase:
     page.object_list = progress_attach(page.object_list)
     context = {
         "standings": component_standings(),
+        "rollouts": rollouts_for_summary(),
+        "can_change_rollout": request.user.has_perm("updates_app.change_rollout"),
+        "can_rollback": request.user.has_perm("updates_app.rollback_component"),
         "page": page,
         "nav": "updates",
         "breadcrumb": ["Updates", "Summary"],

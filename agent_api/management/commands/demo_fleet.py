@@ -182,6 +182,7 @@ class Command(BaseCommand):
             specs=specs,
             heartbeat_override=15,
             strict=False,
+            bad_versions_file=settings.SIMULATOR_BAD_VERSIONS_FILE,
         ) as fleet:
             napping = [a for a in fleet.agents if a.spec.hostname in nappers]
             sleeping = [a for a in fleet.agents if a.spec.hostname in sleepers]

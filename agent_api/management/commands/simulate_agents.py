@@ -85,6 +85,8 @@ class Command(BaseCommand):
             time_scale=opts["time_scale"],
             strict=False,
             start_current=not opts["start_behind"],
+            # Versions marked bad with `manage.py mark_bad_version` hurt a share of these agents.
+            bad_versions_file=settings.SIMULATOR_BAD_VERSIONS_FILE,
         )
         try:
             asyncio.run(self._run(fleet, opts["duration"], opts["summary_every"]))

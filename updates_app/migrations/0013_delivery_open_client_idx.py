@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('agents_app', '0005_client_active_domain_index'),
-        ('updates_app', '0010_delivery_unfinished_index'),
+        ('updates_app', '0012_staged_rollout'),
     ]
 
     operations = [

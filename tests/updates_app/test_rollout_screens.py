@@ -1,0 +1,175 @@
+"""The staged roll-out on the screens: its policy form, and the actions on the Update Summary."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+from django.utils import timezone
+
+from agents_app.models import Client, ConnectionStatus, Domain
+from console.models import AuditEntry
+from updates_app.compliance import client_versions_record
+from updates_app.components import component_download, component_resolve
+from updates_app.engine.reports import delivery_mark_failed
+from updates_app.engine.rings import rollouts_advance
+from updates_app.models import Delivery, Rollout, RolloutPolicy, RolloutState, RunTrigger, UpdateRun
+from updates_app.version_labels import version_label
+
+pytestmark = pytest.mark.django_db
+
+VALID = {
+    "enabled": "on",
+    "ring1_percent": "10",
+    "ring2_percent": "40",
+    "soak_minutes": "30",
+    "halt_percent": "20",
+    "halt_min_count": "3",
+}
+
+
+def test_the_automatic_update_screen_shows_the_staged_roll_out_off_and_marked_as_an_improvement(staff_client):
+    body = staff_client.get(reverse("updates:automatic-update")).content.decode()
+    assert "Staged roll-out of event-triggered updates" in body
+    assert "Improvement" in body and "off by default" in body
+    assert 'id="save-staged-rollout"' not in body  # staff without the permission: read-only
+
+
+def test_saving_the_policy_writes_one_audit_entry(superuser_client):
+    canary = Domain.objects.create(name="Canary")
+    response = superuser_client.post(reverse("updates:staged-rollout-save"), {**VALID, "ring1_domains": [canary.pk]})
+    assert response.status_code == 302
+    policy = RolloutPolicy.load()
+    assert (policy.enabled, policy.ring1_percent, policy.ring2_percent, policy.soak_minutes) == (True, 10, 40, 30)
+    assert list(policy.ring1_domains.all()) == [canary]
+    [entry] = AuditEntry.objects.filter(action="staged_rollout.save")
+    assert entry.changes["enabled"] == {"label": "Staged roll-out", "old": "off", "new": "on"}
+    assert entry.changes["ring1_domains"]["new"] == "Canary"
+    # The same values again: nothing to save, no entry.
+    superuser_client.post(reverse("updates:staged-rollout-save"), {**VALID, "ring1_domains": [canary.pk]})
+    assert AuditEntry.objects.filter(action="staged_rollout.save").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"ring1_percent": "101"}, "ring1_percent", "Enter a whole number from 0 to 100."),
+        ({"soak_minutes": "0"}, "soak_minutes", "Enter a whole number from 1 to 2880."),
+        ({"soak_minutes": "x"}, "soak_minutes", "Enter a whole number from 1 to 2880."),
+        ({"ring2_percent": "5"}, "ring2_percent", "Ring 2&#x27;s share must be larger than ring 1&#x27;s"),
+        ({"ring1_percent": "0"}, "ring1_percent", "Ring 1 would be empty"),
+        ({"halt_min_count": "0"}, "halt_min_count", "Enter a whole number from 1 to 100000."),
+        ({"surprise": "1"}, None, "Unknown field(s): surprise."),
+    ],
+)
+def test_bad_policy_input_is_refused_and_changes_nothing(superuser_client, change, field, message):
+    response = superuser_client.post(reverse("updates:staged-rollout-save"), {**VALID, **change})
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    if field:
+        assert f'id="error-{field}"' in response.content.decode()
+    assert RolloutPolicy.load().enabled is False
+    assert not AuditEntry.objects.exists()
+
+
+def test_saving_the_policy_needs_the_automatic_update_permission(staff_client):
+    response = staff_client.post(reverse("updates:staged-rollout-save"), VALID)
+    assert response.status_code == 403
+    assert RolloutPolicy.load().enabled is False
+
+
+@pytest.fixture
+def halted(component_storage, django_capture_on_commit_callbacks, settings):
+    settings.ROLLOUT_SOAK_SECONDS = 3600
+    canary = Domain.objects.create(name="Canary")
+    component = component_resolve("virus_pattern")
+    with django_capture_on_commit_callbacks(execute=True):
+        first = component_download(component=component)
+    clients = [
+        Client.objects.create(
+            domain=canary,
+            hostname=f"canary-{i}",
+            ip_address="127.0.0.1",
+            status=ConnectionStatus.ONLINE,
+            component_versions={"virus_pattern": version_label(first.number)},
+        )
+        for i in range(2)
+    ]
+    policy = RolloutPolicy.load()
+    policy.enabled, policy.ring1_percent, policy.halt_min_count = True, 0, 2
+    policy.save()
+    policy.ring1_domains.set([canary])
+    with django_capture_on_commit_callbacks(execute=True):
+        bad = component_download(component=component)
+    rollout = Rollout.objects.get(version=bad)
+    for client in clients:
+        delivery = Delivery.objects.get(run=rollout.run, client=client)
+        delivery_mark_failed(client=client, delivery_id=delivery.pk, at=timezone.now(), message="scan service crashed")
+        Client.objects.filter(pk=client.pk).update(component_versions={"virus_pattern": version_label(bad.number)})
+        client_versions_record(client=client, reported={"virus_pattern": version_label(bad.number)})
+    rollouts_advance()
+    rollout.refresh_from_db()
+    assert rollout.state == RolloutState.HALTED
+    return rollout
+
+
+def test_the_summary_shows_the_halt_with_its_evidence(viewer_client, halted):
+    body = viewer_client.get(reverse("updates:summary")).content.decode()
+    assert "Halted" in body and "Ring 1: 2 of 2 clients" in body
+    assert "canary-0" in body and "scan service crashed" in body
+
+
+def test_the_actions_need_their_permissions(staff_client, halted):
+    for action in ("resume", "stop", "rollback"):
+        assert staff_client.post(reverse("updates:rollout-action", args=[halted.pk, action])).status_code == 403
+    halted.refresh_from_db()
+    assert halted.state == RolloutState.HALTED
+
+
+def test_roll_back_from_the_summary_is_one_action(superuser_client, halted):
+    response = superuser_client.post(reverse("updates:rollout-action", args=[halted.pk, "rollback"]))
+    run = UpdateRun.objects.get(trigger=RunTrigger.ROLLBACK)
+    assert response["Location"] == reverse("updates:run-detail", args=[run.pk])
+    assert run.deliveries.count() == 2
+    halted.refresh_from_db()
+    assert halted.state == RolloutState.ROLLED_BACK
+
+
+def test_stop_and_resume_from_the_summary(client, viewer_user, halted):
+    viewer_user.user_permissions.add(Permission.objects.get(codename="change_rollout"))
+    client.force_login(viewer_user)
+    client.post(reverse("updates:rollout-action", args=[halted.pk, "resume"]))
+    halted.refresh_from_db()
+    assert halted.state == RolloutState.COMPLETED
+    response = client.post(reverse("updates:rollout-action", args=[halted.pk, "stop"]), follow=True)
+    assert "nothing to stop" in response.content.decode()
+    response = client.post(reverse("updates:rollout-action", args=[halted.pk, "explode"]), follow=True)
+    assert "Unknown action" in response.content.decode()
+
+
+def test_the_screen_previews_the_rings_and_the_soak_for_the_current_fleet(staff_client, settings):
+    settings.ROLLOUT_SOAK_SECONDS = 0
+    canary = Domain.objects.create(name="Canary")
+    office = Domain.objects.create(name="Office")
+    for i in range(4):
+        Client.objects.create(
+            domain=canary if i < 1 else office,
+            hostname=f"pc-{i}",
+            ip_address="127.0.0.1",
+            status=ConnectionStatus.ONLINE,
+        )
+    policy = RolloutPolicy.load()
+    policy.ring1_percent, policy.ring2_percent, policy.soak_minutes = 0, 100, 90
+    policy.save()
+    policy.ring1_domains.set([canary])
+    body = staff_client.get(reverse("updates:automatic-update")).content.decode()
+    assert "<strong>+0 s</strong>: Ring 1, about 1 client" in body
+    assert "<strong>+90 min</strong>: Ring 2, about 3 clients" in body
+    assert "<strong>+180 min</strong>: Everyone else, about 0 clients" in body
+
+
+def test_the_run_page_of_a_staged_roll_out_shows_its_rings(viewer_client, halted):
+    body = viewer_client.get(reverse("updates:run-detail", args=[halted.run_id])).content.decode()
+    assert "Staged roll-out</span> Halted" in body
+    assert "ring 1 2 clients from" in body and "everyone else not started" in body
+    assert "update failed" in body  # the failure the agents reported, on their deliveries

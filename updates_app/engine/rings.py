@@ -1,0 +1,330 @@
+"""Staged roll-out of event-triggered updates: rings, soak, a threshold that halts by itself.
+
+With the staged roll-out policy on (updates_app.models.RolloutPolicy; off by
+default), a new component version does not go to the whole fleet at once.
+Its event run gets a ``Rollout`` whose rings are notified one after another,
+each through the ordinary delivery engine (same runs, same deliveries, same
+15-minute retry rule, the same check-in hand-over):
+
+1. ring 1: clients under the chosen domains and/or a share of the eligible
+   clients chosen at random but stable per client (a hash of its guid, so the
+   same clients are always the canaries);
+2. ring 2 (optional): a larger share;
+3. everyone else.
+
+After a ring starts the server watches its reports for the soak time: update
+failures the agents report, and agents that reported the update and then fell
+silent (went offline: the sign of a crash an agent cannot report itself).
+When the evidence reaches the threshold (a percentage of the ring and a
+minimum count) the roll-out halts: the next rings are not notified, and while
+a roll-out is held (rolling out, halted or stopped) its version is offered
+only to the clients of its started rings (``held_back_version_ids``, read by
+the manifest and the restart rule; schedules lead to the manifest too).
+Without a halt the next ring starts on its own once the soak is over
+(``rollouts_advance``, run by beat).
+
+Safety: a ring is started by a conditional UPDATE (``started_at`` IS NULL) in
+the same transaction that records its members and creates its deliveries,
+under a lock on the roll-out row. Two workers racing on PostgreSQL: the second
+waits for the first's commit, then its UPDATE matches no row and it does
+nothing. A worker killed mid-start rolls the whole transaction back: the ring
+is not started, and the next beat starts it, once. Nothing waits in the broker.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from agents_app.models import Client, ConnectionStatus, Domain
+from console.audit import audit_record
+from console.wording import plural
+from updates_app.engine.runs import deliveries_create, event_eligible_clients, run_create_for_event
+from updates_app.models import (
+    HOLDING_STATES,
+    AutoUpdateSettings,
+    ComponentVersion,
+    Delivery,
+    Rollout,
+    RolloutMember,
+    RolloutPolicy,
+    RolloutRing,
+    RolloutState,
+    RunTrigger,
+    UpdateRun,
+)
+
+logger = logging.getLogger(__name__)
+
+BUCKETS = 10_000  # a client's bucket is 0..9999: shares in steps of 0.01 %
+
+
+def client_bucket(guid: object) -> int:
+    """A client's stable place in 0..9999: the same for every roll-out, spread evenly over the fleet."""
+    return int(hashlib.sha256(str(guid).encode()).hexdigest()[:8], 16) % BUCKETS
+
+
+def soak_seconds_for(policy: RolloutPolicy) -> int:
+    # ROLLOUT_SOAK_SECONDS (tests, the demo) overrides the screen's minutes.
+    return settings.ROLLOUT_SOAK_SECONDS or policy.soak_minutes * 60
+
+
+@transaction.atomic
+def rollout_create(*, version: ComponentVersion, now: dt.datetime | None = None) -> UpdateRun | None:
+    """The event run of a new version as a staged roll-out: ring 1 is notified now, the others later.
+
+    None when "Initiate component update ... immediately" is off, as for the
+    plain event run; a component's first version goes out as a plain event
+    run. A roll-out of an older version of the same component still rolling
+    out is stopped: its remaining rings are never notified. A halted one
+    stays halted.
+    """
+    now = now or timezone.now()
+    auto = AutoUpdateSettings.load()
+    if not auto.notify_on_download:
+        return None
+    earlier = ComponentVersion.objects.offered().filter(component_id=version.component_id, number__lt=version.number)
+    if not earlier.exists():
+        # A component's first version: nothing to hold back to, so nothing to stage.
+        return run_create_for_event(version=version)
+    policy = RolloutPolicy.load()
+    # A halted one stays halted, with its evidence, for the administrator to decide.
+    Rollout.objects.filter(version__component_id=version.component_id, state=RolloutState.ACTIVE).update(
+        state=RolloutState.STOPPED, resolved_at=now
+    )
+    run = UpdateRun.objects.create(
+        trigger=RunTrigger.EVENT, scan_after=auto.scan_after_update, component_version=version
+    )
+    rollout = Rollout.objects.create(
+        run=run,
+        version=version,
+        ring1_domain_ids=sorted(policy.ring1_domains.values_list("pk", flat=True)),
+        ring1_percent=policy.ring1_percent,
+        ring2_percent=policy.ring2_percent,
+        soak_seconds=soak_seconds_for(policy),
+        halt_percent=policy.halt_percent,
+        halt_min_count=policy.halt_min_count,
+        include_roaming_offline=auto.include_roaming_offline,
+    )
+    numbers = [1, 2, 3] if policy.ring2_percent > policy.ring1_percent else [1, 2]
+    rings = [RolloutRing(rollout=rollout, number=n, final=(n == numbers[-1])) for n in numbers]
+    RolloutRing.objects.bulk_create(rings)
+    ring_start(ring=RolloutRing.objects.get(rollout=rollout, number=1), now=now)
+    return run
+
+
+def ring_number_of(*, guid: object, in_ring1_domains: bool, ring1_percent: int, ring2_percent: int) -> int:
+    """The ring a client falls in: 1, 2 (only when ring 2 is on) or 3 (everyone else). The one place of the rule."""
+    bucket = client_bucket(guid)
+    if in_ring1_domains or bucket < ring1_percent * BUCKETS // 100:
+        return 1
+    if bucket < ring2_percent * BUCKETS // 100:
+        return 2
+    return 3
+
+
+def _rings_of(eligible, *, domain_ids: list[int], ring1_percent: int, ring2_percent: int):
+    """(client pk, ring number) for the given clients, in one pass."""
+    in_domains = set(eligible.in_domains(Domain.objects.filter(pk__in=domain_ids)).values_list("pk", flat=True))
+    for pk, guid in eligible.values_list("pk", "guid").iterator(chunk_size=2000):
+        yield (
+            pk,
+            ring_number_of(
+                guid=guid, in_ring1_domains=pk in in_domains, ring1_percent=ring1_percent, ring2_percent=ring2_percent
+            ),
+        )
+
+
+def _ring_client_ids(rollout: Rollout, ring: RolloutRing) -> list[int]:
+    """The eligible clients of ``ring`` now, not already in an earlier ring (one pass over the eligible clients)."""
+    eligible = event_eligible_clients(include_roaming_offline=rollout.include_roaming_offline).exclude(
+        pk__in=RolloutMember.objects.filter(rollout=rollout).values("client_id")
+    )
+    if ring.final:
+        return list(eligible.values_list("pk", flat=True))
+    rings = _rings_of(
+        eligible,
+        domain_ids=rollout.ring1_domain_ids,
+        ring1_percent=rollout.ring1_percent,
+        ring2_percent=rollout.ring2_percent,
+    )
+    return [pk for pk, number in rings if number == ring.number]
+
+
+def rings_preview(*, policy: RolloutPolicy) -> list[tuple[str, int, int]]:
+    """What a roll-out started now would do: (ring, about how many clients, start offset in seconds).
+
+    Two COUNT queries whatever the fleet's size: the clients under ring 1's
+    domains are exact, the random shares are their expected size (the
+    hashed buckets are spread evenly, so the real rings differ by a few).
+    """
+    auto = AutoUpdateSettings.load()
+    eligible = event_eligible_clients(include_roaming_offline=auto.include_roaming_offline)
+    total = eligible.count()
+    domains = list(policy.ring1_domains.all())
+    in_domains = eligible.in_domains(domains).count() if domains else 0
+    rest = total - in_domains
+    ring2_percent = policy.ring2_percent if policy.ring2_percent > policy.ring1_percent else 0
+    ring1 = in_domains + round(rest * policy.ring1_percent / 100)
+    ring2 = round(rest * (ring2_percent - policy.ring1_percent) / 100) if ring2_percent else 0
+    soak = soak_seconds_for(policy)
+    rows = [("Ring 1", ring1, 0)]
+    if ring2_percent:
+        rows.append(("Ring 2", ring2, soak))
+    rows.append(("Everyone else", total - ring1 - ring2, soak * len(rows)))
+    return rows
+
+
+@transaction.atomic
+def ring_start(*, ring: RolloutRing, now: dt.datetime | None = None) -> bool:
+    """Notify a ring, once: True when this call started it, False when it was started already or may not start."""
+    now = now or timezone.now()
+    rollout = Rollout.objects.select_for_update().get(pk=ring.rollout_id)
+    if rollout.state != RolloutState.ACTIVE:
+        return False
+    soak_ends = now + dt.timedelta(seconds=rollout.soak_seconds)
+    # The one guard that matters: only one transaction can move started_at from NULL.
+    won = RolloutRing.objects.filter(pk=ring.pk, started_at__isnull=True).update(started_at=now, soak_ends_at=soak_ends)
+    if not won:
+        return False
+    ids = _ring_client_ids(rollout, ring)
+    RolloutMember.objects.bulk_create(
+        [RolloutMember(rollout=rollout, ring_id=ring.pk, client_id=pk) for pk in ids], batch_size=2000
+    )
+    count = deliveries_create(run=rollout.run, clients=Client.objects.filter(pk__in=ids)) if ids else 0
+    RolloutRing.objects.filter(pk=ring.pk).update(clients=count)
+    if ring.final:
+        Rollout.objects.filter(pk=rollout.pk).update(state=RolloutState.COMPLETED)
+    logger.info("%s: ring %d started with %s", rollout, ring.number, plural(count, "client"))
+    return True
+
+
+# Evidence rows kept with a halt and shown on the summary; the counts cover them all.
+EVIDENCE_SHOWN = 200
+
+
+def _evidence_rows(ring: RolloutRing):
+    """The ring's deliveries that speak against the version: failed updates, and clients silent after updating."""
+    return Delivery.objects.filter(run_id=ring.rollout.run_id, client__in=ring.members.values("client_id")).filter(
+        Q(failure_reported_at__isnull=False)
+        | Q(update_reported_at__isnull=False, client__status=ConnectionStatus.OFFLINE)
+    )
+
+
+def ring_evidence(ring: RolloutRing, *, limit: int = EVIDENCE_SHOWN) -> list[dict]:
+    """The evidence against the version in this ring, one entry per client (the first ``limit``)."""
+    rows = _evidence_rows(ring).select_related("client").order_by("client__hostname", "pk")[:limit]
+    evidence = []
+    for delivery in rows:
+        client = delivery.client
+        at: dt.datetime | None
+        if delivery.failure_reported_at is not None:
+            kind, at = "failure", delivery.failure_reported_at
+            message = delivery.failure_message or "the agent reported that the update failed"
+        else:
+            kind, at = "silent", delivery.update_reported_at
+            last = client.last_contact_at
+            message = "reported the update, then fell silent" + (
+                f" (no contact since {last:%Y-%m-%d %H:%M:%S} UTC)" if last else ""
+            )
+        evidence.append(
+            {
+                "client": str(client.guid),
+                "client_pk": client.pk,
+                "hostname": client.hostname,
+                "ring": ring.number,
+                "kind": kind,
+                "message": message[:300],
+                "at": at.isoformat() if at else None,
+            }
+        )
+    return evidence
+
+
+def threshold_reached(*, bad: int, ring_size: int, rollout: Rollout) -> bool:
+    """The halt rule: at least ``halt_min_count`` clients and at least ``halt_percent`` % of the ring."""
+    return bad >= rollout.halt_min_count and bad * 100 >= rollout.halt_percent * max(ring_size, 1)
+
+
+def rollout_halt_if_bad(*, rollout: Rollout, ring: RolloutRing, now: dt.datetime) -> bool:
+    rows = _evidence_rows(ring)
+    bad = rows.count()
+    if not threshold_reached(bad=bad, ring_size=ring.clients, rollout=rollout):
+        return False
+    failures = rows.filter(failure_reported_at__isnull=False).count()
+    evidence = ring_evidence(ring)
+    summary = (
+        f"Ring {ring.number}: {bad} of {plural(ring.clients, 'client')} — {failures} reported a failed update, "
+        f"{bad - failures} fell silent after updating (threshold {rollout.halt_percent} % and at least "
+        f"{rollout.halt_min_count})."
+    )
+    # Conditional: a roll-out the administrator stopped meanwhile stays stopped.
+    halted = Rollout.objects.filter(pk=rollout.pk, state=RolloutState.ACTIVE).update(
+        state=RolloutState.HALTED, halted_at=now, halt_evidence=evidence, halt_summary=summary[:300]
+    )
+    if halted:
+        logger.warning("%s halted: %s", rollout, summary)
+        audit_record(actor=None, action="staged roll-out halted", target=str(rollout), changes={"why": summary})
+    return bool(halted)
+
+
+def rollouts_advance(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Beat: halt a roll-out whose current ring looks bad; otherwise start its next ring after the soak."""
+    now = now or timezone.now()
+    done = {"halted": 0, "started": 0}
+    for rollout in Rollout.objects.filter(state=RolloutState.ACTIVE).select_related("run"):
+        rings = list(rollout.rings.order_by("number"))
+        started = [r for r in rings if r.started_at is not None]
+        pending = [r for r in rings if r.started_at is None]
+        if not pending:
+            continue
+        if not started:
+            # Its first ring's start was lost with a worker: start it now.
+            done["started"] += ring_start(ring=pending[0], now=now)
+            continue
+        current = started[-1]
+        if rollout_halt_if_bad(rollout=rollout, ring=current, now=now):
+            done["halted"] += 1
+        elif current.soak_ends_at is not None and current.soak_ends_at <= now:
+            done["started"] += ring_start(ring=pending[0], now=now)
+    return done
+
+
+@transaction.atomic
+def rollout_resume(*, rollout: Rollout, actor) -> bool:
+    """The administrator accepts the evidence: the roll-out goes on, its next ring starts now."""
+    resumed = Rollout.objects.filter(pk=rollout.pk, state=RolloutState.HALTED).update(
+        state=RolloutState.ACTIVE, resolved_at=timezone.now(), resolved_by=actor
+    )
+    if not resumed:
+        return False
+    audit_record(actor=actor, action="staged roll-out resumed", target=str(rollout), changes={})
+    following = rollout.rings.filter(started_at__isnull=True).order_by("number").first()
+    if following is not None:
+        ring_start(ring=following)
+    return True
+
+
+@transaction.atomic
+def rollout_stop(*, rollout: Rollout, actor) -> bool:
+    """No further ring: the version stays with the clients that have it and is offered to nobody else."""
+    stopped = Rollout.objects.filter(pk=rollout.pk, state__in=[RolloutState.ACTIVE, RolloutState.HALTED]).update(
+        state=RolloutState.STOPPED, resolved_at=timezone.now(), resolved_by=actor
+    )
+    if stopped:
+        audit_record(actor=actor, action="staged roll-out stopped", target=str(rollout), changes={})
+    return bool(stopped)
+
+
+def held_back_version_ids(client_id: int | None) -> set[int]:
+    """Versions of held roll-outs (rolling out, halted, stopped) this client is not in a started ring of."""
+    held = Rollout.objects.filter(state__in=HOLDING_STATES)
+    if client_id is not None:
+        held = held.exclude(members__client_id=client_id)
+    return set(held.values_list("version_id", flat=True))
