@@ -54,8 +54,9 @@ def test_an_aged_stamp_is_refreshed_with_one_update(client, settled, settings, d
     registered, body, auth = settled
     aged = timezone.now() - dt.timedelta(seconds=settings.AGENT_CONTACT_REFRESH_SECONDS + 1)
     Client.objects.filter(pk=registered.pk).update(last_contact_at=aged)
-    # The token look-up (which also probes for work), the UPDATE: no transaction around one statement.
-    with django_assert_max_num_queries(2):
+    # The token look-up (which also probes for work), the proxy row (the configuration
+    # version's other input), the UPDATE: no transaction around one statement.
+    with django_assert_max_num_queries(3):
         post(client, "/agent/v1/checkin", body, auth)
     assert Client.objects.get(pk=registered.pk).last_contact_at > aged
 
