@@ -32,7 +32,7 @@ def _networks(ranges: tuple[str, ...]) -> tuple[Network, ...]:
 def _normalized(text: str) -> str | None:
     """The address in its canonical text form, or None when ``text`` is not an IP address.
 
-    An IPv4-mapped IPv6 address (``::ffff:10.1.2.3``, what a server listening
+    An IPv4-mapped IPv6 address (``::ffff:127.1.2.3``, what a server listening
     on a dual-stack socket sees) becomes the IPv4 address it stands for, so it
     matches IPv4 networks such as AGENT_ALLOWED_NETWORKS' 10.0.0.0/8.
     """

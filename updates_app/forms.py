@@ -269,6 +269,29 @@ def validate_proxy_host(value: str) -> None:
         )
 
 
+def _proxy_port_field() -> forms.IntegerField:
+    """The port of a proxy (internal or external): the same field, the same messages."""
+    return forms.IntegerField(
+        label="Port",
+        required=False,
+        min_value=1,
+        max_value=65535,
+        error_messages={"min_value": "Enter a port from 1 to 65535.", "max_value": "Enter a port from 1 to 65535."},
+    )
+
+
+def _proxy_password_field() -> forms.CharField:
+    """A proxy's password: never rendered back; blank keeps the stored one (updates_app.proxy)."""
+    return forms.CharField(
+        label="Password",
+        required=False,
+        max_length=200,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Leave blank to keep the current password.",
+    )
+
+
 class ProxySettingsForm(forms.ModelForm):
     revision = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
     pac_url = forms.URLField(
@@ -280,37 +303,11 @@ class ProxySettingsForm(forms.ModelForm):
         error_messages={"invalid": "Enter an http:// or https:// address of the configuration script."},
         help_text="For example http://proxy.example.com/proxy.pac.",
     )
-    internal_port = forms.IntegerField(
-        label="Port",
-        required=False,
-        min_value=1,
-        max_value=65535,
-        error_messages={"min_value": "Enter a port from 1 to 65535.", "max_value": "Enter a port from 1 to 65535."},
-    )
-    external_port = forms.IntegerField(
-        label="Port",
-        required=False,
-        min_value=1,
-        max_value=65535,
-        error_messages={"min_value": "Enter a port from 1 to 65535.", "max_value": "Enter a port from 1 to 65535."},
-    )
-    internal_password = forms.CharField(
-        label="Password",
-        required=False,
-        max_length=200,
-        strip=False,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Leave blank to keep the current password.",
-    )
+    internal_port = _proxy_port_field()
+    external_port = _proxy_port_field()
+    internal_password = _proxy_password_field()
     internal_password_remove = forms.BooleanField(label="Remove the password", required=False)
-    external_password = forms.CharField(
-        label="Password",
-        required=False,
-        max_length=200,
-        strip=False,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Leave blank to keep the current password.",
-    )
+    external_password = _proxy_password_field()
     external_password_remove = forms.BooleanField(label="Remove the password", required=False)
 
     class Meta:
