@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,36 +37,9 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-SECRET = "bench-enrollment-secret-not-for-production"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def server_env(var_dir: Path) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "CONSOLE_VAR_DIR": str(var_dir),
-        "DEBUG": "false",
-        "SECRET_KEY": "bench-secret-key-not-for-production-0123456789",
-        "SECURE_SSL_REDIRECT": "false",
-        "SESSION_COOKIE_SECURE": "false",
-        "CSRF_COOKIE_SECURE": "false",
-        "AGENT_ENROLLMENT_SECRET": SECRET,
-        "AGENT_SIGNING_SECRET": "bench-signing-secret-not-for-production-0123456789",
-        "AGENT_RATE_LIMIT": "10000000/min",
-        "AGENT_REGISTRATION_RATE_LIMIT": "10000000/min",
-        "LOG_LEVEL": "WARNING",
-    }
-    env.pop("REDIS_URL", None)
-    return env
-
-
-def manage(env, *args) -> None:
-    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+from benchserver import SECRET, free_port, manage, server_env  # noqa: E402
 
 
 def wait_until_up(url: str, timeout: float = 30) -> None:
@@ -192,11 +164,23 @@ def main() -> None:
     args = parser.parse_args()
 
     var_dir = Path(tempfile.mkdtemp(prefix="agent-bench-"))
-    env = server_env(var_dir)
+    env = server_env(
+        var_dir,
+        None,
+        AGENT_RATE_LIMIT="10000000/min",
+        AGENT_REGISTRATION_RATE_LIMIT="10000000/min",
+    )
     os.environ.update(
         {
             k: env[k]
-            for k in ("CONSOLE_VAR_DIR", "SECRET_KEY", "DEBUG", "AGENT_ENROLLMENT_SECRET", "AGENT_SIGNING_SECRET")
+            for k in (
+                "CONSOLE_VAR_DIR",
+                "SECRET_KEY",
+                "DEBUG",
+                "AGENT_ENROLLMENT_SECRET",
+                "AGENT_SIGNING_SECRET",
+                "FIELD_ENCRYPTION_KEY",
+            )
         }
     )
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")

@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SECRET = "bench-enrollment-secret"
+SECRET = "bench-enrollment-secret-not-for-production-0123456789"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -41,6 +41,9 @@ def server_env(var_dir: Path, database_url: str | None, **overrides: str) -> dic
         "SESSION_COOKIE_SECURE": "false",
         "CSRF_COOKIE_SECURE": "false",
         "AGENT_ENROLLMENT_SECRET": SECRET,
+        # DEBUG=false wants every secret spelled out, as a deployment would (bench-only values).
+        "AGENT_SIGNING_SECRET": "bench-signing-secret-not-for-production-0123456789",
+        "FIELD_ENCRYPTION_KEY": "bench-field-encryption-key-not-for-production-0123456789",
         "LOG_LEVEL": "WARNING",
         **overrides,
     }

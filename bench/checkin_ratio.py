@@ -73,19 +73,27 @@ async def ratio(server: Served, duration: float, concurrency: int, rounds: int) 
         # CPU per request of the gunicorn processes and of PostgreSQL's backends for them: on a
         # shared machine this is steadier than the rates, which other processes' load depresses.
         cpu: dict[str, float] = {"ping": 0.0, "checkin": 0.0}
+        database_cpu: dict[str, float] = {"ping": 0.0, "checkin": 0.0}
         requests: dict[str, float] = {"ping": 0.0, "checkin": 0.0}
         backends = postgres_backend_pids(server.database_url)
+
+        def database_seconds() -> float:
+            return sum(process_cpu_seconds(pid) for pid in backends)
+
         errors = 0
         for _ in range(rounds):  # interleaved, so a noisy neighbour hits both alike
             for name, make in (("ping", ping), ("checkin", checkin)):
-                before = server.cpu_seconds() + sum(process_cpu_seconds(pid) for pid in backends)
+                web, database = server.cpu_seconds(), database_seconds()
                 rate, errs = await hammer(session, make, duration, concurrency)
-                cpu[name] += server.cpu_seconds() + sum(process_cpu_seconds(pid) for pid in backends) - before
+                database = database_seconds() - database
+                cpu[name] += server.cpu_seconds() - web + database
+                database_cpu[name] += database
                 requests[name] += rate * duration
                 rates[name].append(rate)
                 errors += errs
         answer: dict = {name: sum(values) / rounds for name, values in rates.items()}
         answer["cpu_ms"] = {name: cpu[name] / max(1.0, requests[name]) * 1000 for name in cpu}
+        answer["database_cpu_ms"] = {name: database_cpu[name] / max(1.0, requests[name]) * 1000 for name in cpu}
         return answer | {"errors": errors}
 
 
@@ -95,11 +103,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--skip-sqlite", action="store_true", help="only PostgreSQL (needs DATABASE_URL)")
     args = parser.parse_args()
 
-    databases = [None]
+    databases: list[str | None] = [] if args.skip_sqlite else [None]
     if os.environ.get("DATABASE_URL", "").startswith("postgres"):
         databases.insert(0, os.environ["DATABASE_URL"])
+    if not databases:
+        parser.error("--skip-sqlite needs DATABASE_URL=postgres://...")
     lines = []
     for database_url in databases:
         with Served(
@@ -113,7 +124,8 @@ def main() -> None:
         line = (
             f"{server.database:10}  ping {rates['ping']:7.0f}/s  check-in {rates['checkin']:7.0f}/s  "
             f"ratio {rates['checkin'] / rates['ping']:.2f}  errors {rates['errors']}  |  server CPU per request: "
-            f"ping {cpu['ping']:.2f} ms, check-in {cpu['checkin']:.2f} ms  (load average {load:.1f})"
+            f"ping {cpu['ping']:.2f} ms, check-in {cpu['checkin']:.2f} ms "
+            f"(of which the database {rates['database_cpu_ms']['checkin']:.2f} ms)  (load average {load:.1f})"
         )
         print(line, flush=True)
         lines.append(line)
