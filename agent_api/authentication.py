@@ -28,8 +28,7 @@ from agents_app.models import Client
 from console.client_address import client_ip
 from console.compiled import CompiledQuery
 from console.ratelimit import Budget
-from updates_app.engine.handover import checkin_client
-from updates_app.models import AutoUpdateSettings
+from updates_app.engine.handover import CheckinRead, checkin_client
 
 
 def token_generate() -> str:
@@ -54,8 +53,8 @@ class AgentPrincipal:
 
     client: Client
     is_authenticated: bool = True
-    # Check-ins only (a view with ``reads_checkin_probe``): (settings, work waiting?) read with the client.
-    checkin_probe: tuple[AutoUpdateSettings, bool] | None = None
+    # Check-ins only (a view with ``reads_checkin_probe``): the settings rows and "work waiting?" read with the client.
+    checkin_probe: CheckinRead | None = None
 
 
 def _failures() -> Budget:
@@ -105,8 +104,7 @@ class AgentTokenAuthentication(authentication.BaseAuthentication):
         found = checkin_client(digest=digest, now=timezone.now())
         if found is None:
             return None
-        client, auto, handover_due = found
-        return AgentPrincipal(client=client, checkin_probe=(auto, handover_due))
+        return AgentPrincipal(client=found.client, checkin_probe=found)
 
     def authenticate_header(self, request) -> str:
         # Makes DRF answer 401 (not 403) to unauthenticated calls.

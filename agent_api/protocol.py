@@ -25,9 +25,15 @@ from agents_app.services import client_create, domain_create
 from agents_app.signing import client_signing_key, encode_key, key_id
 from updates_app.compliance import client_versions_record
 from updates_app.configuration import client_configuration, configuration_hash, configuration_version
-from updates_app.engine.handover import RESTART_EVENT, actions_for_checkin, checkin_probe
+from updates_app.engine.handover import (
+    RESTART_EVENT,
+    CheckinRead,
+    actions_for_checkin,
+    checkin_probe,
+    restart_actions,
+)
 from updates_app.engine.reports import delivery_is_for, delivery_mark_failed, delivery_mark_updated
-from updates_app.models import AutoUpdateSettings, ComponentVersion
+from updates_app.models import AutoUpdateSettings, ComponentVersion, ProxySettings
 from updates_app.version_labels import parse_version_label, version_label
 
 logger = logging.getLogger(__name__)
@@ -88,10 +94,21 @@ def agent_register(
     listener_port: int,
     domain: str,
     roaming: bool,
+    component_versions: dict[str, str] | None = None,
+    scheduled_update_disabled: bool = False,
 ) -> dict[str, Any]:
-    """Register an agent. ``source_address`` is where the request came from; ``ip_address`` what it reported."""
+    """Register an agent. ``source_address`` is where the request came from; ``ip_address`` what it reported.
+
+    An agent that reports what it holds (``component_versions``) starts with
+    this one request: the registration records its versions and counts as its
+    restart check-in (the answer carries the actions, as a check-in's would),
+    and the answer carries the configuration it must apply. Without them the
+    agent checks in and fetches its configuration afterwards, as before.
+    """
     if not hmac.compare_digest(enrollment_secret.encode(), settings.AGENT_ENROLLMENT_SECRET.encode()):
         raise InvalidEnrollmentSecret()
+    if component_versions:
+        _check_versions(component_versions)
     ip_address = listener_address(source_address=source_address, reported_address=ip_address)
     if not ip_address:
         raise ProtocolError("invalid", "The server cannot tell this request's source address.")
@@ -99,6 +116,7 @@ def agent_register(
         logger.info("agent registration: listener address %s as reported (source %s)", ip_address, source_address)
     target = _domain_for_hint(domain)
     token = token_generate()
+    defaults = target.settings_dict()
     client = client_create(
         domain=target,
         hostname=hostname,
@@ -106,20 +124,30 @@ def agent_register(
         listener_port=listener_port,
         reports_roaming=roaming,
         token_hash=token_digest(token),
+        status=status_on_checkin(
+            ip_address=ip_address, reports_roaming=roaming, roaming_privilege=defaults["roaming_privilege"]
+        ),
+        last_contact_at=timezone.now(),
+        component_versions=component_versions or {},
+        user_disabled_scheduled_update=scheduled_update_disabled,
     )
-    client.status = status_on_checkin(
-        ip_address=ip_address, reports_roaming=roaming, roaming_privilege=client.roaming_privilege
+    # Counted from the start: "unknown" for every component it does not report.
+    client_versions_record(client=client, reported=component_versions or {}, new=True)
+    auto = AutoUpdateSettings.load()
+    actions = (
+        [] if component_versions is None else restart_actions(client, reported_versions=component_versions, auto=auto)
     )
-    client.last_contact_at = timezone.now()
-    client.save(update_fields=["status", "last_contact_at"])
-    # Counted from the start: "unknown" for every component until it reports.
-    client_versions_record(client=client, reported={})
+    document = client_configuration(client, auto)
     return {
         "client_id": client.guid,
         "token": token,
         "signing_key": encode_key(client_signing_key(str(client.guid))),
         "heartbeat_interval_seconds": settings.AGENT_HEARTBEAT_SECONDS,
         "domain": target.name,
+        "status": client.status,
+        "actions": actions,
+        "config_version": configuration_hash(document),
+        "configuration": document,
     }
 
 
@@ -172,10 +200,10 @@ def agent_checkin(
     config_version: str,
     scheduled_update_disabled: bool,
     roaming: bool,
-    probe: tuple[AutoUpdateSettings, bool] | None = None,
+    probe: CheckinRead | None = None,
     signing_key_id: str = "",
 ) -> dict[str, Any]:
-    """``probe``: (settings, work waiting?) when the caller read them with the client (the view does)."""
+    """``probe``: the settings rows and "work waiting?" when the caller read them with the client (the view does)."""
     versions_changed = bool(component_versions) and component_versions != client.component_versions
     if versions_changed:
         # What the client already holds on record was checked when it was stored.
@@ -195,7 +223,11 @@ def agent_checkin(
         fields["component_versions"] = component_versions
     # The settings (for the configuration version) and whether anything waits for this client:
     # read with the client at authentication, else one query here.
-    auto, handover_due = probe or checkin_probe(client=client, now=now)
+    proxy: ProxySettings | None = None  # unread: configuration_version reads it
+    if probe is not None:
+        auto, proxy, handover_due = probe.auto, probe.proxy, probe.handover_due
+    else:
+        auto, handover_due = checkin_probe(client=client, now=now)
     if not handover_due and _quiet_heartbeat(client=client, event=event, fields=fields, now=now):
         # The fast path of a fleet's heartbeats: no write; one query in all through the view.
         actions: list[dict] = []
@@ -214,7 +246,7 @@ def agent_checkin(
             actions = (
                 actions_for_checkin(client, event=event, reported_versions=component_versions, auto=auto) if due else []
             )
-    current = configuration_version(client, auto)
+    current = configuration_version(client, auto, proxy)
     # The hand-over of a rotated signing key: only to an agent that holds another.
     signing_key = client_signing_key(str(client.guid))
     return {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from rest_framework import serializers
 
@@ -32,7 +33,29 @@ class VersionsField(serializers.DictField):
         return value
 
 
-class RegisterRequest(serializers.Serializer):
+class RequestSerializer(serializers.Serializer):
+    """A request body whose fields are built and bound once per class, not once per request.
+
+    DRF deep-copies and binds every declared field for each serializer it
+    makes; for the check-in, validated on every heartbeat of the fleet, that
+    was most of the validation's time. Fields that only validate keep no
+    per-request state, so one bound set serves every request. Not for fields
+    that read the context or the instance (CurrentUserDefault, HiddenField,
+    nested serializers with ``many=True``).
+    """
+
+    @property
+    def fields(self) -> Any:
+        cls = type(self)
+        shared = cls.__dict__.get("_shared_fields")
+        if shared is None:
+            # DRF's own construction, once, on a serializer kept only to own them.
+            shared = serializers.Serializer.fields.func(cls())  # type: ignore[attr-defined]
+            cls._shared_fields = shared  # type: ignore[attr-defined]
+        return shared
+
+
+class RegisterRequest(RequestSerializer):
     enrollment_secret = serializers.CharField(max_length=200, trim_whitespace=False)
     hostname = serializers.CharField(max_length=255, validators=[validate_display_name])
     ip_address = serializers.IPAddressField(
@@ -48,6 +71,23 @@ class RegisterRequest(serializers.Serializer):
         max_length=100, required=False, allow_blank=True, default="", validators=[validate_display_name]
     )
     roaming = serializers.BooleanField(required=False, default=False)
+    component_versions = VersionsField(
+        required=False,
+        help_text="What the agent holds. Sent, the registration is also the agent's restart check-in: the "
+        "answer's actions tell it what to do, and it needs no check-in before its first heartbeat.",
+    )
+    scheduled_update_disabled = serializers.BooleanField(
+        required=False, default=False, help_text="As at check-in: the client user turned scheduled update off."
+    )
+
+
+class ActionSerializer(serializers.Serializer):
+    """An update action: the body of a notification and an entry of a check-in's ``actions``."""
+
+    type = serializers.ChoiceField(choices=["update"])
+    delivery_id = serializers.IntegerField()
+    run_id = serializers.IntegerField()
+    scan_after = serializers.BooleanField()
 
 
 class RegisterResponse(serializers.Serializer):
@@ -58,9 +98,15 @@ class RegisterResponse(serializers.Serializer):
     )
     heartbeat_interval_seconds = serializers.IntegerField()
     domain = serializers.CharField()
+    status = serializers.CharField()
+    actions = ActionSerializer(
+        many=True, help_text="As a restart check-in's; empty unless component_versions was sent."
+    )
+    config_version = serializers.CharField()
+    configuration = serializers.DictField(help_text="The document GET /configuration answers; apply it at once.")
 
 
-class CheckinRequest(serializers.Serializer):
+class CheckinRequest(RequestSerializer):
     event = serializers.ChoiceField(choices=["heartbeat", "restart", "poll"])
     component_versions = VersionsField(required=False, default=dict)
     config_version = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
@@ -76,15 +122,6 @@ class CheckinRequest(serializers.Serializer):
         help_text="Id of the signing key the agent holds: sk_ and the first 16 hex digits of SHA-256 of the raw key. "
         "When it is not the current key's id (or missing), the answer carries the current key.",
     )
-
-
-class ActionSerializer(serializers.Serializer):
-    """An update action: the body of a notification and an entry of a check-in's ``actions``."""
-
-    type = serializers.ChoiceField(choices=["update"])
-    delivery_id = serializers.IntegerField()
-    run_id = serializers.IntegerField()
-    scan_after = serializers.BooleanField()
 
 
 class CheckinResponse(serializers.Serializer):
@@ -130,7 +167,7 @@ class ManifestResponse(serializers.Serializer):
     components = ManifestItem(many=True)
 
 
-class ReportRequest(serializers.Serializer):
+class ReportRequest(RequestSerializer):
     kind = serializers.ChoiceField(choices=["update", "scan"])
     result = serializers.ChoiceField(choices=["success", "failure"])
     trigger = serializers.ChoiceField(choices=["notification", "schedule", "restart", "manual", "update_now"])

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchserver import SECRET, free_port, manage, server_env  # noqa: E402
+from benchserver import SECRET, free_port, manage, server_env, share_settings  # noqa: E402
 
 
 def wait_until_up(url: str, timeout: float = 30) -> None:
@@ -170,20 +170,7 @@ def main() -> None:
         AGENT_RATE_LIMIT="10000000/min",
         AGENT_REGISTRATION_RATE_LIMIT="10000000/min",
     )
-    os.environ.update(
-        {
-            k: env[k]
-            for k in (
-                "CONSOLE_VAR_DIR",
-                "SECRET_KEY",
-                "DEBUG",
-                "AGENT_ENROLLMENT_SECRET",
-                "AGENT_SIGNING_SECRET",
-                "FIELD_ENCRYPTION_KEY",
-            )
-        }
-    )
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+    share_settings(env)
     server = None
     try:
         print("setting up: migrate, 17 versions of Virus Pattern ...", flush=True)

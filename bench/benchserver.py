@@ -54,6 +54,25 @@ def server_env(var_dir: Path, database_url: str | None, **overrides: str) -> dic
     return env
 
 
+# What a benchmark that also imports Django in its own process must share with the server.
+SHARED_SETTINGS = (
+    "CONSOLE_VAR_DIR",
+    "SECRET_KEY",
+    "DEBUG",
+    "AGENT_ENROLLMENT_SECRET",
+    "AGENT_SIGNING_SECRET",
+    "FIELD_ENCRYPTION_KEY",
+)
+
+
+def share_settings(env: dict[str, str]) -> None:
+    """Give this process the server's settings (its var folder, secrets, database) before django.setup()."""
+    os.environ.update({name: env[name] for name in SHARED_SETTINGS})
+    if "DATABASE_URL" in env:
+        os.environ["DATABASE_URL"] = env["DATABASE_URL"]
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+
+
 def manage(env: dict[str, str], *args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
 
@@ -75,11 +94,20 @@ def child_pids(pid: int) -> list[int]:
 
 
 class Served:
-    """gunicorn (sync workers, as deployed) serving the console; a context manager."""
+    """gunicorn with the deployed configuration serving the console; a context manager."""
 
-    def __init__(self, *, database_url: str | None, workers: int = 2, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        database_url: str | None,
+        workers: int = 2,
+        env: dict[str, str] | None = None,
+        worker_class: str = "gthread",
+    ) -> None:
         self.database_url = database_url
         self.workers = workers
+        # "gthread" as deployed; "sync" (one request per process, no keep-alive) for comparison.
+        self.worker_class = worker_class
         self.var_dir = Path(tempfile.mkdtemp(prefix="agent-bench-"))
         self.env = server_env(self.var_dir, database_url, **(env or {}))
         self.port = free_port()
@@ -95,23 +123,21 @@ class Served:
         return self
 
     def start(self) -> None:
+        # The deployed configuration (deploy/gunicorn.conf.py: gthread workers, threads, metrics
+        # shared by the workers), sized by the same variables an operator sets.
+        env = {**self.env, "WEB_BIND": "127.0.0.1", "WEB_PORT": str(self.port), "WEB_CONCURRENCY": str(self.workers)}
         self.process = subprocess.Popen(
             [
                 str(Path(sys.executable).with_name("gunicorn")),
-                "console.wsgi",
-                "--workers",
-                str(self.workers),
-                "--bind",
-                f"127.0.0.1:{self.port}",
+                "--config",
+                str(ROOT / "deploy" / "gunicorn.conf.py"),
                 "--backlog",
                 "4096",
-                "--access-logfile",
-                "/dev/null",
-                "--log-level",
-                "warning",
+                "--worker-class",
+                self.worker_class,
             ],
             cwd=ROOT,
-            env=self.env,
+            env=env,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -5,7 +5,7 @@
         .venv/bin/python bench/checkin_ratio.py [--duration 10] [--rounds 2] [--concurrency 16] [--workers 2]
 
 For each database (SQLite in a temporary file, and PostgreSQL when
-DATABASE_URL names one) the console runs under gunicorn (``--workers`` sync
+DATABASE_URL names one) the console runs under gunicorn as deployed (deploy/gunicorn.conf.py, ``--workers``
 workers) on a free loopback port; 64 agents register through the API and
 report the server's component versions and configuration; then the same load
 generator, at the same concurrency, alternates rounds of ``GET /agent/v1/ping``
@@ -103,6 +103,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--worker-class", choices=["gthread", "sync"], default="gthread", help="gthread as deployed; sync to compare"
+    )
     parser.add_argument("--skip-sqlite", action="store_true", help="only PostgreSQL (needs DATABASE_URL)")
     args = parser.parse_args()
 
@@ -114,7 +117,10 @@ def main() -> None:
     lines = []
     for database_url in databases:
         with Served(
-            database_url=database_url, workers=args.workers, env={"AGENT_RATE_LIMIT": "10000000/min"}
+            database_url=database_url,
+            workers=args.workers,
+            env={"AGENT_RATE_LIMIT": "10000000/min"},
+            worker_class=args.worker_class,
         ) as server:
             server.manage("download_component", "--component", "virus_pattern")
             server.start()
@@ -130,7 +136,10 @@ def main() -> None:
         print(line, flush=True)
         lines.append(line)
     print(
-        f"\ngunicorn {args.workers} sync workers, concurrency {args.concurrency}, "
+        f"\ngunicorn with deploy/gunicorn.conf.py: {args.workers} {args.worker_class} workers"
+        + (f" x {os.environ.get('WEB_THREADS', 4)} threads" if args.worker_class == "gthread" else "")
+        + ", "
+        f"concurrency {args.concurrency}, "
         f"{args.rounds} x {args.duration:.0f} s per kind, cores {os.cpu_count()}"
     )
     print("\n".join(lines))

@@ -9,7 +9,7 @@
    port where nothing listens, reporting the server's current component
    versions and configuration, each last seen at a random moment of the last
    heartbeat interval: a fleet in its steady state.
-2. Serves the console with gunicorn (``--workers`` sync workers) with the
+2. Serves the console with gunicorn as deployed (deploy/gunicorn.conf.py, ``--workers`` workers) with the
    production defaults for the heartbeat (the interval comes from the server's
    own answer) and the per-client rate limit.
 3. A poll-only load generator (no listeners) holding every token sends each
@@ -41,7 +41,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchserver import Served, percentile
+from benchserver import Served, percentile, share_settings
 
 HOST_PREFIX = "soak-"
 DOMAIN = "Soak"
@@ -210,8 +210,7 @@ def main() -> None:
     # The server runs on its defaults: no heartbeat or rate-limit overrides.
     overrides = dict.fromkeys(("AGENT_HEARTBEAT_SECONDS", "AGENT_OFFLINE_AFTER_SECONDS", "AGENT_RATE_LIMIT"), "")
     with Served(database_url=database_url, workers=args.workers, env=overrides) as server:
-        os.environ.update({k: server.env[k] for k in ("CONSOLE_VAR_DIR", "SECRET_KEY", "DEBUG", "DATABASE_URL")})
-        os.environ["AGENT_ENROLLMENT_SECRET"] = server.env["AGENT_ENROLLMENT_SECRET"]
+        share_settings(server.env)
         for name in overrides:
             os.environ.pop(name, None)
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")

@@ -4,7 +4,7 @@
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/<throw-away db> \\
         .venv/bin/python bench/enrolment_bench.py [--registrations 1000] [--concurrency 16] [--fleet 10000]
 
-Against gunicorn (2 sync workers) on a free loopback port:
+Against gunicorn as deployed (deploy/gunicorn.conf.py, 2 workers) on a free loopback port:
 
 1. ``--registrations`` agents register through ``POST /agent/v1/register`` at
    ``--concurrency``; a tenth of them name new domains, ten registrations per
@@ -39,7 +39,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchserver import SECRET, Served
+from benchserver import SECRET, Served, share_settings
 
 
 async def register_many(url: str, count: int, concurrency: int, tag: str) -> tuple[float, int, set[str]]:
@@ -107,6 +107,9 @@ def main() -> None:
     parser.add_argument("--fleet", type=int, default=10000, help="reference agents to start (0: skip)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
+        "--worker-class", choices=["gthread", "sync"], default="gthread", help="gthread as deployed; sync to compare"
+    )
+    parser.add_argument(
         "--start-behind",
         action="store_true",
         help="the fleet's agents start holding no component (the reference agent before issue 16)",
@@ -115,13 +118,8 @@ def main() -> None:
 
     database_url = os.environ.get("DATABASE_URL")
     env = {"AGENT_REGISTRATION_RATE_LIMIT": "10000000/min", "AGENT_RATE_LIMIT": "10000000/min"}
-    with Served(database_url=database_url, workers=args.workers, env=env) as server:
-        os.environ.update(
-            {k: server.env[k] for k in ("CONSOLE_VAR_DIR", "SECRET_KEY", "DEBUG", "AGENT_ENROLLMENT_SECRET")}
-        )
-        if database_url:
-            os.environ["DATABASE_URL"] = database_url
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+    with Served(database_url=database_url, workers=args.workers, env=env, worker_class=args.worker_class) as server:
+        share_settings(server.env)
         import django
 
         django.setup()
@@ -129,7 +127,9 @@ def main() -> None:
         from updates_app.models import Component
 
         server.start()
-        print(f"server: gunicorn, {args.workers} workers, {server.database}, {server.url}; cores: {os.cpu_count()}")
+        print(
+            f"server: gunicorn, {args.workers} {args.worker_class} workers, {server.database}, {server.url}; cores: {os.cpu_count()}"
+        )
         print(f"load average at start: {os.getloadavg()[0]:.2f}", flush=True)
         if args.registrations:
             tag = uuid.uuid4().hex[:6]
@@ -150,11 +150,14 @@ def main() -> None:
         if args.fleet:
             if not Component.objects.exists():
                 server.manage("download_component", "--component", "virus_pattern")
+            server_cpu, fleet_cpu = server.cpu_seconds(), time.process_time()
             elapsed, errors = asyncio.run(start_fleet(server.url, args.fleet, not args.start_behind))
+            server_cpu, fleet_cpu = server.cpu_seconds() - server_cpu, time.process_time() - fleet_cpu
             holding = "no components" if args.start_behind else "the current components"
             print(
-                f"reference fleet of {args.fleet} starting with {holding}: started in {elapsed:.1f} s ({args.fleet / elapsed:.0f} agents/s), "
-                f"errors {errors}",
+                f"reference fleet of {args.fleet} starting with {holding}: started in {elapsed:.1f} s "
+                f"({args.fleet / elapsed:.0f} agents/s), errors {errors}; CPU: server {server_cpu:.1f} s, "
+                f"fleet {fleet_cpu:.1f} s",
                 flush=True,
             )
         print(f"load average at end: {os.getloadavg()[0]:.2f}")

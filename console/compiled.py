@@ -11,20 +11,30 @@ The parameters are listed by the caller (``params``, in the order the SQL
 needs them); the first compilation on each connection checks that list against
 the ORM's own parameters for the same values and refuses to run on a mismatch,
 so a Django upgrade that reorders them fails loudly instead of querying wrong.
-Queries still go through Django's cursor: they are counted, logged and wrapped
-like any other.
+Queries still go through Django's cursor wrapper: they are counted, logged and
+wrapped like any other.
+
+On PostgreSQL these statements bind their parameters on the server and are
+prepared there once per connection: for the check-in's look-up (the client,
+the settings rows, the probe for waiting work) planning cost PostgreSQL three
+times what executing did. Django's own queries bind on the client, which
+psycopg never prepares, so only these are. ``DATABASE_PREPARED_STATEMENTS=false``
+(console/settings.py) leaves the connection's ``prepare_threshold`` unset and
+nothing is prepared, for a connection pooler in transaction mode that does
+not track prepared statements.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Generic, TypeVar
 from weakref import WeakKeyDictionary
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Model, QuerySet
+from django.db.models import Expression, JSONField, Model, QuerySet
 from django.db.models.expressions import Col
 from django.db.models.sql.compiler import SQLCompiler
 
@@ -96,9 +106,8 @@ class CompiledQuery(Generic[M]):
         if compiled is None:
             compiled = self._compile(connection, values)
             self._compiled[connection] = compiled
-        with connection.cursor() as cursor:
-            cursor.execute(compiled.sql, list(self.params(connection, **values)))
-            row = cursor.fetchone()
+        params = list(self.params(connection, **values))
+        row: Sequence[Any] | None = _fetchone(connection, compiled.sql, params)
         if row is None:
             return None
         if compiled.converters:
@@ -106,3 +115,93 @@ class CompiledQuery(Generic[M]):
         width = len(compiled.attnames)
         instance = self.model.from_db(connection.alias, compiled.attnames, tuple(row[:width]))
         return instance, dict(zip(compiled.annotations, row[width:], strict=True))
+
+
+def _fetchone(connection: BaseDatabaseWrapper, sql: str, params: list[Any]) -> tuple[Any, ...] | None:
+    """One row; on PostgreSQL through a preparing cursor, with the connection's health checked lazily.
+
+    With CONN_HEALTH_CHECKS Django sends ``SELECT 1`` before a request's first
+    query on a reused connection: on a quiet heartbeat that doubled the round
+    trips. Here the statement itself is the check: when it fails on a
+    connection not yet checked in this request, outside a transaction, and the
+    connection turns out dead (a database restart), it is closed and the
+    statement runs once more on a new one, which is what the health check
+    would have done beforehand.
+    """
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+    # The health-check attributes are Django's own (base/base.py), not in its type stubs.
+    db: Any = connection
+    unchecked = db.health_check_enabled and not db.health_check_done and db.connection is not None
+    try:
+        return _prepared_fetchone(db, sql, params)
+    except DatabaseError:
+        if not unchecked or db.in_atomic_block or db.is_usable():
+            raise
+        db.close()
+        return _prepared_fetchone(db, sql, params)
+    finally:
+        if unchecked and db.connection is not None:
+            db.health_check_done = True
+
+
+def _prepared_fetchone(connection: Any, sql: str, params: list[Any]) -> tuple[Any, ...] | None:
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        cursor = connection._prepare_cursor(_preparing_cursor_class()(connection.connection))
+    with cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+@cache
+def _preparing_cursor_class() -> type:
+    # Imported here: the PostgreSQL backend module needs psycopg, which a SQLite-only run never loads.
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    class PreparingCursor(ServerBindingCursor):
+        """Binds parameters on the server and prepares the statement on first use (when the connection prepares at all)."""
+
+        def execute(
+            self, query: Any, params: Any = None, *, prepare: bool | None = True, binary: bool | None = None
+        ) -> Any:
+            # psycopg's Cursor.execute, which the stubs cannot see through Django's class.
+            return super().execute(query, params, prepare=prepare, binary=binary)  # type: ignore[misc]
+
+    return PreparingCursor
+
+
+class RowJSON(Expression):
+    """The row of a one-table (sub)query as one JSON object, keyed by column, without parameters.
+
+    ``to_jsonb(alias)`` on PostgreSQL; a JSON_OBJECT of the model's columns
+    with literal keys elsewhere. Django's own JSONObject sends every key as a
+    parameter, which a hot prepared statement then binds on each execution.
+    """
+
+    output_field = JSONField()
+
+    def __init__(self, model: type[Model]) -> None:
+        super().__init__()
+        self.model = model
+
+    def _alias(self, compiler: SQLCompiler) -> str:
+        return compiler.quote_name_unless_alias(compiler.query.get_initial_alias())
+
+    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, tuple[str | int, ...]]:
+        alias = self._alias(compiler)
+        columns = [str(field.column) for field in self.model._meta.concrete_fields]
+        pairs = ", ".join(
+            "'{key}', {alias}.{column}".format(
+                key=column.replace("'", "''"), alias=alias, column=connection.ops.quote_name(column)
+            )
+            for column in columns
+        )
+        return f"JSON_OBJECT({pairs})", ()
+
+    def as_postgresql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
+    ) -> tuple[str, tuple[str | int, ...]]:
+        return f"to_jsonb({self._alias(compiler)})", ()

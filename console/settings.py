@@ -110,6 +110,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES["default"].setdefault("TEST", {"NAME": str(VAR_DIR / "test-console.sqlite3")})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The hottest statements (console/compiled.py) are prepared on PostgreSQL (Django's own
+# queries bind on the client and are never prepared); false behind a connection pooler
+# in transaction mode that does not track prepared statements.
+DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_PREPARED_STATEMENTS:
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 1
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

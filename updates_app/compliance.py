@@ -368,15 +368,17 @@ def _tally_move(changes: Mapping[str, int], versions: Mapping[str, Numbers]) -> 
 
 
 @transaction.atomic
-def client_versions_record(*, client: Client, reported: object) -> bool:
+def client_versions_record(*, client: Client, reported: object, new: bool = False) -> bool:
     """Store what ``client`` reported (its full set of versions); False when nothing changed.
 
     Callers hold the client's row (they have just updated it in the same
-    transaction), so two reports of one client do not interleave.
+    transaction), so two reports of one client do not interleave. ``new``: the
+    client was created in this transaction and has nothing on record yet, so
+    there is nothing to look up, move or remove (registration's fast path).
     """
     numbers = reported_numbers(reported)
     digest = profile_digest(numbers)
-    link = ClientProfile.objects.select_related("profile").filter(client=client).first()
+    link = None if new else ClientProfile.objects.select_related("profile").filter(client=client).first()
     if link is not None and link.profile.digest == digest:
         return False
     changes: Counter[str] = Counter({digest: 1})
@@ -385,8 +387,11 @@ def client_versions_record(*, client: Client, reported: object) -> bool:
         changes[link.profile.digest] -= 1
         versions[link.profile.digest] = link.profile.versions
     profiles = _tally_move(changes, versions)
-    ClientProfile.objects.update_or_create(client=client, defaults={"profile": profiles[digest]})
-    ClientComponent.objects.filter(client=client).exclude(component__in=list(numbers)).delete()
+    if new:
+        ClientProfile.objects.create(client=client, profile=profiles[digest])
+    else:
+        ClientProfile.objects.update_or_create(client=client, defaults={"profile": profiles[digest]})
+        ClientComponent.objects.filter(client=client).exclude(component__in=list(numbers)).delete()
     if numbers:
         ClientComponent.objects.bulk_create(
             [ClientComponent(client=client, component=slug, number=n) for slug, n in numbers.items()],

@@ -147,22 +147,29 @@ def _shared_key(auto: AutoUpdateSettings) -> tuple[Any, ...]:
 _PROXY_COLUMNS = [f.attname for f in ProxySettings._meta.concrete_fields if f.name not in _NOT_CONFIGURATION]
 
 
-def _proxy_key() -> tuple[Any, ...]:
-    """The proxy settings' content (one primary-key look-up) and the ActiveUpdate address: the rest of the shared part."""
-    return (settings.ACTIVEUPDATE_URL, ProxySettings.objects.filter(pk=1).values_list(*_PROXY_COLUMNS).first())
+def _proxy_key(proxy: ProxySettings | None) -> tuple[Any, ...]:
+    """The proxy settings' content and the ActiveUpdate address: the rest of the shared part.
+
+    ``proxy`` is the row when the caller read it already (a check-in reads it
+    with the client); else one primary-key look-up here.
+    """
+    if proxy is None:
+        # No row yet: the document is built from the defaults.
+        proxy = ProxySettings.objects.filter(pk=1).first() or ProxySettings(pk=1)
+    return (settings.ACTIVEUPDATE_URL, *(getattr(proxy, name) for name in _PROXY_COLUMNS))
 
 
-def configuration_version(client: Client, auto: AutoUpdateSettings) -> str:
+def configuration_version(client: Client, auto: AutoUpdateSettings, proxy: ProxySettings | None = None) -> str:
     """The client's configuration version without building and hashing its document each time.
 
     The version depends on the shared settings (Automatic Update, proxy) and
     the client's dialog settings only, so it is cached per process under those
-    inputs; a check-in costs a dictionary look-up (and the proxy row's
-    primary-key read) instead of a JSON dump and a SHA-256.
+    inputs; a check-in costs a dictionary look-up instead of a JSON dump and a
+    SHA-256 (and, when the caller has not read the proxy row, its primary-key read).
     """
     key = (
         _shared_key(auto),
-        _proxy_key(),
+        _proxy_key(proxy),
         tuple(bool(getattr(client, name)) for name in CLIENT_CONFIGURATION_FIELDS),
     )
     version = _version_cache.get(key)

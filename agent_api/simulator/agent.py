@@ -230,25 +230,34 @@ class SimAgent:
         self.counters.bytes_downloaded += len(data)
         return data
 
-    async def register(self) -> None:
-        answer = await self._call(
-            "POST",
-            "/agent/v1/register",
-            {
-                "enrollment_secret": self.fleet.enrollment_secret,
-                "hostname": self.spec.hostname,
-                "ip_address": self.spec.ip_address,
-                "listener_port": self.port or 1,
-                "domain": self.spec.domain,
-                "roaming": self.spec.roaming,
-            },
-        )
+    async def register(self, *, report_versions: bool = True) -> None:
+        """Register, reporting what it holds: the answer is also its restart check-in and its configuration.
+
+        ``report_versions=False``: an agent about to fetch its components first
+        (the fleet's probe) registers without them, so it is not told to update.
+        """
+        body = {
+            "enrollment_secret": self.fleet.enrollment_secret,
+            "hostname": self.spec.hostname,
+            "ip_address": self.spec.ip_address,
+            "listener_port": self.port or 1,
+            "domain": self.spec.domain,
+            "roaming": self.spec.roaming,
+            "scheduled_update_disabled": self.spec.scheduled_update_disabled,
+        }
+        if report_versions:
+            body["component_versions"] = self.versions
+        answer = await self._call("POST", "/agent/v1/register", body)
         self.client_id = answer["client_id"]
         self.token = answer["token"]
         self.key = decode_key(answer["signing_key"])
         self.previous_key = None
         self.heartbeat_seconds = self.fleet.heartbeat_override or answer["heartbeat_interval_seconds"]
         self.seen_ids.clear()
+        self.status = answer["status"]
+        self._config_apply(answer)
+        for action in answer["actions"]:
+            self._spawn(self.act(action, trigger="restart"))
 
     async def checkin(self, event: str) -> dict:
         answer = await self._call(
@@ -291,12 +300,16 @@ class SimAgent:
                 return False  # the next scheduled update fetches it
         answer = await self._call("GET", "/agent/v1/configuration")
         self.counters.config_fetches += 1
+        self._config_apply(answer)
+        return True
+
+    def _config_apply(self, answer: dict) -> None:
+        """Apply the configuration document of an answer (GET /configuration, or a registration)."""
         self.config = answer["configuration"]
         self.config_version = answer["config_version"]
-        self.config_fetched_at = now
+        self.config_fetched_at = self.fleet.clock()
         self.config_pending = False
         self._config_event.set()
-        return True
 
     # --- updating ------------------------------------------------------------------------
 
@@ -552,13 +565,15 @@ class SimAgent:
             logger.info("agent %s: background task failed: %r", self.spec.hostname, task.exception())
 
     async def start(self) -> None:
-        """Register (unless already registered), check in as after a restart, fetch configuration, run the loops."""
+        """Register (which is also the first restart check-in), or check in as after a restart; run the loops."""
         while True:
             try:
                 if self.token is None:
+                    # Its restart check-in and configuration come with the registration's answer.
                     await self.register()
-                await self.checkin("restart")
-                await self.maybe_fetch_config()
+                else:
+                    await self.checkin("restart")
+                    await self.maybe_fetch_config()
                 break
             except (TimeoutError, AgentError, aiohttp.ClientError) as exc:
                 if self.fleet.strict:

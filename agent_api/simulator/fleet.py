@@ -212,9 +212,9 @@ class Fleet:
 
         The files go into the fleet's shared store, so 10,000 agents hold one
         copy; the probe's registration is kept (its start does not register
-        again).
+        again, and checks in as after a restart with what it then holds).
         """
-        await probe.register()
+        await probe.register(report_versions=False)
         route = await probe.server_route(path="/agent/v1/manifest")
         manifest = await probe._call("GET", "/agent/v1/manifest", route=route)
         for item in manifest["components"]:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import uuid
 
 import pytest
 from django.utils import timezone
 
+from agent_api import serializers as s
 from agent_api.authentication import token_digest
 from agents_app.models import Client, ConnectionStatus, Domain
 from agents_app.signing import client_signing_key, decode_key
+from updates_app.compliance import compliance_counts
 from updates_app.components import component_download, component_resolve
 from updates_app.configuration import client_configuration, configuration_hash
-from updates_app.models import Delivery, DeliveryStatus, RunTrigger, UpdateRun
+from updates_app.models import AutoUpdateSettings, Delivery, DeliveryStatus, RunTrigger, UpdateRun
 from updates_app.version_labels import version_label
 
 pytestmark = pytest.mark.django_db
@@ -50,6 +53,62 @@ def test_registration_creates_a_client_with_its_domain_defaults(client, enrollme
     assert data["token"] not in str(Client.objects.values().get(pk=created.pk))
     assert decode_key(data["signing_key"]) == client_signing_key(str(created.guid))
     assert data["heartbeat_interval_seconds"] > 0
+
+
+def test_a_registration_that_reports_versions_is_the_agents_start(client, register, component_storage):
+    """One request: versions recorded and counted, the restart rule applied, the configuration answered."""
+    versions = [component_download(component=component_resolve("virus_pattern")) for _ in range(2)]
+    AutoUpdateSettings.objects.update_or_create(pk=1, defaults={"update_on_restart": True})
+    current, behind = (
+        {"virus_pattern": version_label(versions[1].number)},
+        {"virus_pattern": version_label(versions[0].number)},
+    )
+
+    up_to_date, up_to_date_auth = register(
+        hostname="current", component_versions=current, scheduled_update_disabled=True
+    )
+    assert up_to_date["actions"] == []
+    assert up_to_date["status"] == ConnectionStatus.ONLINE
+    configuration = client.get("/agent/v1/configuration", **up_to_date_auth).json()
+    assert up_to_date["configuration"] == configuration["configuration"]
+    assert up_to_date["config_version"] == configuration["config_version"]
+    registered = Client.objects.get(guid=up_to_date["client_id"])
+    assert registered.component_versions == current
+    assert registered.user_disabled_scheduled_update  # the user's choice, as a check-in reports it
+    assert compliance_counts().outdated_clients == 0
+
+    outdated, _ = register(hostname="behind", ip_address="127.0.0.2", component_versions=behind)
+    (action,) = outdated["actions"]
+    delivery = Delivery.objects.get(pk=action["delivery_id"])
+    assert delivery.client.guid == uuid.UUID(outdated["client_id"])
+    assert delivery.run.trigger == RunTrigger.RESTART and delivery.status == DeliveryStatus.DELIVERED
+    assert compliance_counts().outdated_clients == 1
+
+
+def test_a_registration_without_versions_starts_nothing(client, register, component_storage):
+    """Agents that do not report at registration check in afterwards: no action is decided for them here."""
+    component_download(component=component_resolve("virus_pattern"))
+    AutoUpdateSettings.objects.update_or_create(pk=1, defaults={"update_on_restart": True})
+    data, _ = register()
+    assert data["actions"] == []
+    assert not Delivery.objects.exists()
+    assert Client.objects.get(guid=data["client_id"]).component_versions == {}
+
+
+def test_a_registration_reporting_an_unknown_version_registers_nothing(client, enrollment, component_storage):
+    response = post(
+        client,
+        "/agent/v1/register",
+        {
+            "enrollment_secret": enrollment,
+            "hostname": "pc-002",
+            "listener_port": 40001,
+            "component_versions": {"virus_pattern": "99.999.00"},
+        },
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "unknown_version"
+    assert not Client.objects.exists()
 
 
 def test_registration_with_an_unknown_domain_creates_it(register):
@@ -134,6 +193,23 @@ def test_checkin_hands_over_pending_actions(client, register):
     assert answer["actions"] == [{"type": "update", "delivery_id": delivery.pk, "run_id": run.pk, "scan_after": True}]
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.DELIVERED
+
+
+def test_the_checkin_answer_has_the_published_shape(client, register, settings):
+    """The view answers the protocol's dict as it is: the schema's serializer must describe it exactly."""
+    settings.TIME_ZONE = "Europe/Berlin"  # server_time stays UTC whatever the server's zone
+    data, auth = register()
+    run = UpdateRun.objects.create(trigger=RunTrigger.MANUAL)
+    Delivery.objects.create(run=run, client=Client.objects.get(guid=data["client_id"]), next_attempt_at=timezone.now())
+    for _ in range(2):  # with an action to hand over, then quiet
+        answer = post(client, "/agent/v1/checkin", {"event": "heartbeat"}, auth).json()
+        published = s.CheckinResponse(data=answer)
+        assert published.is_valid(), published.errors
+        assert set(answer) == set(s.CheckinResponse().fields)
+        for action in answer["actions"]:
+            assert set(action) == set(s.ActionSerializer().fields)
+        assert answer["server_time"].endswith("Z")
+    assert answer["actions"] == []
 
 
 def test_roaming_needs_the_roaming_privilege(client, register):

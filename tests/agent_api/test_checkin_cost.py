@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 
+import psycopg
 import pytest
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from agent_api.protocol import agent_checkin
 from agents_app.models import Client, ConnectionStatus
 from updates_app.components import component_download, component_resolve
 from updates_app.configuration import client_configuration, configuration_hash
-from updates_app.models import AutoUpdateSettings, Delivery, DeliveryStatus, RunTrigger, UpdateRun
+from updates_app.models import AutoUpdateSettings, Delivery, DeliveryStatus, ProxySettings, RunTrigger, UpdateRun
 
 pytestmark = pytest.mark.django_db
 
@@ -35,12 +38,12 @@ def settled(client, register, component_storage):
     return registered, body, auth
 
 
-def test_a_heartbeat_that_changes_nothing_costs_two_queries(client, settled, django_assert_max_num_queries):
+def test_a_heartbeat_that_changes_nothing_costs_one_query(client, settled, django_assert_max_num_queries):
     registered, body, auth = settled
     stamp = Client.objects.get(pk=registered.pk).last_contact_at
     # Through the test client, authentication included: one statement reads the client by its
-    # token, the settings and whether any delivery waits for it (at most 2 is the requirement).
-    with django_assert_max_num_queries(2):
+    # token, both settings rows and whether any delivery waits for it (at most 2 is the requirement).
+    with django_assert_max_num_queries(1):
         response = post(client, "/agent/v1/checkin", body, auth)
     assert response.status_code == 200
     answer = response.json()
@@ -54,9 +57,9 @@ def test_an_aged_stamp_is_refreshed_with_one_update(client, settled, settings, d
     registered, body, auth = settled
     aged = timezone.now() - dt.timedelta(seconds=settings.AGENT_CONTACT_REFRESH_SECONDS + 1)
     Client.objects.filter(pk=registered.pk).update(last_contact_at=aged)
-    # The token look-up (which also probes for work), the proxy row (the configuration
-    # version's other input), the UPDATE: no transaction around one statement.
-    with django_assert_max_num_queries(3):
+    # The token look-up (which also reads the settings rows and probes for work), the UPDATE:
+    # no transaction around one statement.
+    with django_assert_max_num_queries(2):
         post(client, "/agent/v1/checkin", body, auth)
     assert Client.objects.get(pk=registered.pk).last_contact_at > aged
 
@@ -129,3 +132,80 @@ def test_a_privileges_change_reaches_a_quiet_heartbeat(client, settled):
     answer = post(client, "/agent/v1/checkin", body, auth).json()
     assert answer["config_changed"] is True
     assert answer["config_version"] == configuration_hash(client_configuration(Client.objects.get(pk=registered.pk)))
+
+
+def test_a_proxy_settings_change_reaches_a_quiet_heartbeat(client, settled):
+    registered, body, auth = settled
+    # Read with the client in the check-in's one statement, not from a cache.
+    ProxySettings.objects.update_or_create(pk=1, defaults={"auto_detect": True})
+    answer = post(client, "/agent/v1/checkin", body, auth).json()
+    assert answer["config_changed"] is True
+    assert answer["config_version"] == configuration_hash(client_configuration(Client.objects.get(pk=registered.pk)))
+
+
+def test_without_settings_rows_the_version_is_the_defaults_document(client, settled):
+    """A new server has no settings rows until first use: the check-in answers the defaults' version."""
+    registered, body, auth = settled
+    ProxySettings.objects.all().delete()
+    answer = post(client, "/agent/v1/checkin", body, auth).json()
+    assert answer["config_version"] == configuration_hash(client_configuration(Client.objects.get(pk=registered.pk)))
+
+
+def test_the_protocol_without_the_views_probe_answers_the_same(client, settled):
+    """agent_checkin called without what authentication read (another caller) reads it itself."""
+    registered, body, auth = settled
+    through_the_view = post(client, "/agent/v1/checkin", body, auth).json()
+    direct = agent_checkin(
+        client=Client.objects.get(pk=registered.pk),
+        event="heartbeat",
+        component_versions=body["component_versions"],
+        config_version=body["config_version"],
+        scheduled_update_disabled=False,
+        roaming=False,
+    )
+    assert direct["config_version"] == through_the_view["config_version"]
+    assert direct["actions"] == [] and direct["config_changed"] is False
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_checkin_on_a_connection_the_database_dropped_succeeds(client, register):
+    """The check-in's statement checks its persistent connection itself (console/compiled.py).
+
+    Django's health check (a SELECT 1 before each request's first query) is
+    skipped on that path; a connection the server closed since the last
+    request (a database restart) must still cost no failed check-in.
+    """
+    assert connection.settings_dict["CONN_MAX_AGE"] and connection.settings_dict["CONN_HEALTH_CHECKS"]
+    _, auth = register()
+    assert post(client, "/agent/v1/checkin", {"event": "heartbeat"}, auth).status_code == 200
+    backend = connection.connection.info.backend_pid
+    with psycopg.connect(_dsn(), autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [backend])
+    # What a server does when the next request starts (the test client leaves it out).
+    close_old_connections()
+    response = post(client, "/agent/v1/checkin", {"event": "heartbeat"}, auth)
+    assert response.status_code == 200, response.content
+    assert connection.connection.info.backend_pid != backend
+
+
+def _dsn() -> str:
+    params = connection.settings_dict
+    return psycopg.conninfo.make_conninfo(
+        dbname=params["NAME"], user=params["USER"], host=params["HOST"], port=params["PORT"] or 5432
+    )
+
+
+@pytest.mark.postgres
+def test_the_checkin_statement_is_prepared_once_per_connection(client, settled):
+    """Prepared on the server (console/compiled.py): PostgreSQL plans it once, not at every heartbeat."""
+    _, body, auth = settled
+    for _ in range(3):
+        assert post(client, "/agent/v1/checkin", body, auth).status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans + custom_plans FROM pg_prepared_statements WHERE statement LIKE %s",
+            ['%"agents_app_client"."token_hash" = $%'],
+        )
+        executions = [row[0] for row in cursor.fetchall()]
+    assert len(executions) == 1 and executions[0] >= 3

@@ -21,20 +21,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import JSONObject
 from django.utils import timezone
 
 from agents_app.models import Client
-from console.compiled import CompiledQuery
+from console.compiled import CompiledQuery, RowJSON
 from updates_app.compliance import update_due_slugs
 from updates_app.engine.claim import claim_released
 from updates_app.engine.rings import held_back_version_ids
 from updates_app.engine.runs import client_is_roaming, restart_delivery_create
 from updates_app.engine.sender import notification_payload
-from updates_app.models import AutoUpdateSettings, Delivery, DeliveryStatus
+from updates_app.models import AutoUpdateSettings, Delivery, DeliveryStatus, ProxySettings
 
 RESTART_EVENT = "restart"
 
@@ -46,15 +47,42 @@ def _handover_rows(*, client: Client | int | OuterRef, now: dt.datetime) -> Quer
     )
 
 
-def _settings_and_handover_due(*, client_id: int, now: dt.datetime) -> QuerySet[AutoUpdateSettings]:
-    due = _handover_rows(client=client_id, now=now)
-    return AutoUpdateSettings.objects.filter(pk=1).annotate(handover_due=Exists(due))
+def _handover_probe(client: int | OuterRef) -> dict[str, Exists | Subquery]:
+    """Annotations that tell whether a check-in has deliveries to take over (``_handover_due`` reads them).
+
+    The same rule as ``_handover_rows``, asked without the time: whether any
+    delivery is retrying, and when the earliest pending one is due. Both are
+    index-only look-ups in ``delivery_open_client_idx`` (client, status,
+    next_attempt_at; open rows only). With the time as a parameter PostgreSQL
+    planned the check-in's statement afresh on every execution; without it
+    the prepared statement keeps one plan.
+    """
+    open_rows = Delivery.objects.filter(client=client)
+    return {
+        "retrying": Exists(open_rows.filter(status=DeliveryStatus.RETRYING)),
+        "pending_from": Subquery(
+            open_rows.filter(status=DeliveryStatus.PENDING).order_by("next_attempt_at").values("next_attempt_at")[:1]
+        ),
+    }
 
 
-def _settings_and_handover_due_params(connection, *, client_id: int, now: dt.datetime) -> list:
-    # In the order of the compiled SQL: EXISTS(SELECT 1 ... client, retrying, due by, pending), settings pk.
-    due_by = Delivery._meta.get_field("next_attempt_at").get_db_prep_value(now, connection)
-    return [1, client_id, DeliveryStatus.RETRYING, due_by, DeliveryStatus.PENDING, 1]
+def _handover_due(annotations: dict[str, Any], now: dt.datetime) -> bool:
+    pending_from = annotations["pending_from"]
+    return bool(annotations["retrying"]) or (pending_from is not None and pending_from <= now)
+
+
+# In the order of the compiled SQL: EXISTS(SELECT 1 ... client, retrying), then (... pending ... LIMIT 1).
+def _handover_probe_params(client_id: int | None) -> list[Any]:
+    client = [] if client_id is None else [client_id]
+    return [1, *client, DeliveryStatus.RETRYING, *client, DeliveryStatus.PENDING]
+
+
+def _settings_and_handover_due(*, client_id: int) -> QuerySet[AutoUpdateSettings]:
+    return AutoUpdateSettings.objects.filter(pk=1).annotate(**_handover_probe(client_id))
+
+
+def _settings_and_handover_due_params(connection, *, client_id: int) -> list:
+    return [*_handover_probe_params(client_id), 1]
 
 
 # Run on every check-in: compiled once (console/compiled.py).
@@ -63,50 +91,74 @@ _SETTINGS_AND_HANDOVER_DUE = CompiledQuery(
 )
 
 
-# Every column of the settings row, read along with the client by ``checkin_client``.
-_SETTINGS_COLUMNS = [field.attname for field in AutoUpdateSettings._meta.concrete_fields]
+# The singleton settings rows a check-in needs, read along with the client by ``checkin_client``:
+# Automatic Update (the schedule, the restart rule) and the proxy settings (the configuration version).
+_SETTINGS_MODELS: dict[str, type[AutoUpdateSettings] | type[ProxySettings]] = {
+    "settings_row": AutoUpdateSettings,
+    "proxy_row": ProxySettings,
+}
 
 
-def _client_for_checkin(*, digest: str, now: dt.datetime) -> QuerySet[Client]:
-    # The settings row as one JSON object: one subquery to plan, not one per column.
-    row = JSONObject(**{name: name for name in _SETTINGS_COLUMNS})
-    settings_row = Subquery(AutoUpdateSettings.objects.filter(pk=1).values(row=row))
-    due = _handover_rows(client=OuterRef("pk"), now=now)
-    return (
-        Client.objects.filter(token_hash=digest)
-        .annotate(handover_due=Exists(due), settings_row=settings_row)
-        .order_by("pk")[:1]
-    )
+def _columns(model: type[AutoUpdateSettings] | type[ProxySettings]) -> list[str]:
+    return [field.attname for field in model._meta.concrete_fields]
 
 
-def _client_for_checkin_params(connection, *, digest: str, now: dt.datetime) -> list:
-    # In the order of the compiled SQL: EXISTS(SELECT 1 ... retrying, due by, pending), the JSON
-    # object's keys, the settings pk, the token digest.
-    due_by = Delivery._meta.get_field("next_attempt_at").get_db_prep_value(now, connection)
-    return [1, DeliveryStatus.RETRYING, due_by, DeliveryStatus.PENDING, *_SETTINGS_COLUMNS, 1, digest]
+def _row_subquery(model: type[AutoUpdateSettings] | type[ProxySettings]) -> Subquery:
+    # A whole row as one JSON object: one subquery to plan, not one per column.
+    return Subquery(model.objects.filter(pk=1).values(row=RowJSON(model)))
+
+
+def _client_for_checkin(*, digest: str) -> QuerySet[Client]:
+    rows = {alias: _row_subquery(model) for alias, model in _SETTINGS_MODELS.items()}
+    probe = _handover_probe(OuterRef("pk"))
+    return Client.objects.filter(token_hash=digest).annotate(**probe, **rows).order_by("pk")[:1]
+
+
+def _client_for_checkin_params(connection, *, digest: str) -> list:
+    # In the order of the compiled SQL: the hand-over probe, each settings row's pk, the token digest.
+    return [*_handover_probe_params(None), *(1 for _ in _SETTINGS_MODELS), digest]
 
 
 _CLIENT_FOR_CHECKIN = CompiledQuery(Client, build=_client_for_checkin, params=_client_for_checkin_params)
 
+S = TypeVar("S", AutoUpdateSettings, ProxySettings)
 
-def checkin_client(*, digest: str, now: dt.datetime) -> tuple[Client, AutoUpdateSettings, bool] | None:
+
+def _row_instance(model: type[S], row: str | dict[str, Any] | None, db: str | None) -> S | None:
+    """The settings row the JSON object holds, as the ORM would have loaded it (None: no row yet)."""
+    if row is None:
+        return None
+    # Keyed by column (console.compiled.RowJSON); PostgreSQL's JSONB may arrive as text.
+    columns: dict[str, Any] = json.loads(row) if isinstance(row, str) else row
+    values = [field.to_python(columns[str(field.column)]) for field in model._meta.concrete_fields]
+    return model.from_db(db, _columns(model), values)
+
+
+@dataclass(frozen=True)
+class CheckinRead:
+    """What a check-in needs, read in one statement: the client, the settings rows, any work waiting."""
+
+    client: Client
+    auto: AutoUpdateSettings
+    proxy: ProxySettings
+    handover_due: bool
+
+
+def checkin_client(*, digest: str, now: dt.datetime) -> CheckinRead | None:
     """The client holding this token digest, the settings and whether it has work waiting: one query.
 
     The agent API authenticates check-ins with this, so a heartbeat that
     changes nothing costs that one statement (see ``checkin_probe``).
     """
-    found = _CLIENT_FOR_CHECKIN.first_annotated(digest=digest, now=now)
+    found = _CLIENT_FOR_CHECKIN.first_annotated(digest=digest)
     if found is None:
         return None
     client, annotations = found
-    row = annotations["settings_row"]
-    if row is None:  # a new server: the settings row is created on first use
-        return client, AutoUpdateSettings.load(), bool(annotations["handover_due"])
-    if isinstance(row, str):
-        row = json.loads(row)
-    values = [field.to_python(row[field.attname]) for field in AutoUpdateSettings._meta.concrete_fields]
-    auto = AutoUpdateSettings.from_db(client._state.db, _SETTINGS_COLUMNS, values)
-    return client, auto, bool(annotations["handover_due"])
+    db = client._state.db
+    # A new server creates the settings rows on first use; until then the defaults apply.
+    auto = _row_instance(AutoUpdateSettings, annotations["settings_row"], db) or AutoUpdateSettings.load()
+    proxy = _row_instance(ProxySettings, annotations["proxy_row"], db) or ProxySettings(pk=1)
+    return CheckinRead(client=client, auto=auto, proxy=proxy, handover_due=_handover_due(annotations, now))
 
 
 def checkin_probe(*, client: Client, now: dt.datetime) -> tuple[AutoUpdateSettings, bool]:
@@ -116,11 +168,11 @@ def checkin_probe(*, client: Client, now: dt.datetime) -> tuple[AutoUpdateSettin
     only, every column it tests), so "nothing pending" is an index-only look-up
     that finds nothing, however many finished deliveries the table holds.
     """
-    found = _SETTINGS_AND_HANDOVER_DUE.first_annotated(client_id=client.pk, now=now)
+    found = _SETTINGS_AND_HANDOVER_DUE.first_annotated(client_id=client.pk)
     if found is None:  # a new server: the settings row is created on first use
         return AutoUpdateSettings.load(), _handover_rows(client=client, now=now).exists()
     auto, annotations = found
-    return auto, bool(annotations["handover_due"])
+    return auto, _handover_due(annotations, now)
 
 
 def deliveries_hand_over(*, client: Client) -> list[Delivery]:
@@ -154,12 +206,24 @@ def actions_for_checkin(
 ) -> list[dict]:
     """Hand over the client's open deliveries; on restart, tell an outdated client to update."""
     deliveries = deliveries_hand_over(client=client)
-    if not deliveries and event == RESTART_EVENT:
-        auto = auto or AutoUpdateSettings.load()
-        if (
-            auto.update_on_restart
-            and not client_is_roaming(client)
-            and update_due_slugs(reported_versions, held_back=held_back_version_ids(client.pk))
-        ):
-            deliveries = [restart_delivery_create(client=client, scan_after=auto.scan_after_update)]
-    return [notification_payload(d) for d in deliveries]
+    if deliveries or event != RESTART_EVENT:
+        return [notification_payload(d) for d in deliveries]
+    return restart_actions(client, reported_versions=reported_versions, auto=auto)
+
+
+def restart_actions(
+    client: Client, *, reported_versions: dict[str, str], auto: AutoUpdateSettings | None = None
+) -> list[dict]:
+    """The restart rule alone: an update for a client behind on a component, when the setting asks for it.
+
+    A registration that reports versions asks only this: a client created a
+    moment ago has no deliveries to hand over.
+    """
+    auto = auto or AutoUpdateSettings.load()
+    if (
+        auto.update_on_restart
+        and not client_is_roaming(client)
+        and update_due_slugs(reported_versions, held_back=held_back_version_ids(client.pk))
+    ):
+        return [notification_payload(restart_delivery_create(client=client, scan_after=auto.scan_after_update))]
+    return []
