@@ -131,13 +131,14 @@ def agent_register(
         component_versions=component_versions or {},
         user_disabled_scheduled_update=scheduled_update_disabled,
     )
-    # Counted from the start: "unknown" for every component it does not report.
-    client_versions_record(client=client, reported=component_versions or {}, new=True)
     auto = AutoUpdateSettings.load()
     actions = (
         [] if component_versions is None else restart_actions(client, reported_versions=component_versions, auto=auto)
     )
     document = client_configuration(client, auto)
+    # Counted from the start: "unknown" for every component it does not report. Last: a fleet's
+    # registrations all count into the same profile row, locked until the commit.
+    client_versions_record(client=client, reported=component_versions or {}, new=True)
     return {
         "client_id": client.guid,
         "token": token,
@@ -239,13 +240,14 @@ def agent_checkin(
     else:
         with transaction.atomic():
             _record_checkin(client, fields)
-            if versions_changed:
-                # The compliance tables follow what the client holds (updates_app/compliance.py).
-                client_versions_record(client=client, reported=component_versions)
             due = handover_due or event == RESTART_EVENT
             actions = (
                 actions_for_checkin(client, event=event, reported_versions=component_versions, auto=auto) if due else []
             )
+            if versions_changed:
+                # The compliance tables follow what the client holds (updates_app/compliance.py);
+                # last, so the shared profile rows stay locked only until the commit.
+                client_versions_record(client=client, reported=component_versions)
     current = configuration_version(client, auto, proxy)
     # The hand-over of a rotated signing key: only to an agent that holds another.
     signing_key = client_signing_key(str(client.guid))

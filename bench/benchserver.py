@@ -126,6 +126,8 @@ class Served:
         # The deployed configuration (deploy/gunicorn.conf.py: gthread workers, threads, metrics
         # shared by the workers), sized by the same variables an operator sets.
         env = {**self.env, "WEB_BIND": "127.0.0.1", "WEB_PORT": str(self.port), "WEB_CONCURRENCY": str(self.workers)}
+        if self.worker_class == "sync":
+            env["WEB_THREADS"] = "1"  # gunicorn runs "sync" with more than one thread as gthread
         self.process = subprocess.Popen(
             [
                 str(Path(sys.executable).with_name("gunicorn")),

@@ -137,7 +137,7 @@ def main() -> None:
         lines.append(line)
     print(
         f"\ngunicorn with deploy/gunicorn.conf.py: {args.workers} {args.worker_class} workers"
-        + (f" x {os.environ.get('WEB_THREADS', 4)} threads" if args.worker_class == "gthread" else "")
+        + (f" x {os.environ.get('WEB_THREADS') or 4} threads" if args.worker_class == "gthread" else "")
         + ", "
         f"concurrency {args.concurrency}, "
         f"{args.rounds} x {args.duration:.0f} s per kind, cores {os.cpu_count()}"

@@ -352,19 +352,26 @@ def compliance_counts() -> Compliance:
 # --- Keeping the tables in step ---------------------------------------------------------------
 
 
-def _tally_move(changes: Mapping[str, int], versions: Mapping[str, Numbers]) -> dict[str, VersionProfile]:
-    """Add ``changes[digest]`` clients to each profile, creating missing ones; returns those touched.
-
-    Rows are touched in digest order, so two check-ins moving clients between
-    the same two profiles in opposite directions cannot deadlock.
-    """
+def _profiles_ensure(changes: Mapping[str, int], versions: Mapping[str, Numbers]) -> dict[str, VersionProfile]:
+    """The profiles ``changes`` names, the ones clients move into created when missing."""
     digests = sorted(d for d, n in changes.items() if n)
     new = [VersionProfile(digest=d, versions=versions[d]) for d in digests if changes[d] > 0]
     if new:
         VersionProfile.objects.bulk_create(new, ignore_conflicts=True)
-    for digest in digests:
-        VersionProfile.objects.filter(digest=digest).update(clients=F("clients") + changes[digest])
     return {p.digest: p for p in VersionProfile.objects.filter(digest__in=digests)}
+
+
+def _tally_move(changes: Mapping[str, int]) -> None:
+    """Add ``changes[digest]`` clients to each profile (which must exist).
+
+    The last writes of their transaction: many clients share one profile (a
+    whole fleet registers holding the same versions), and its row stays
+    locked from this UPDATE to the commit, so nothing else waits behind it.
+    Rows are touched in digest order, so two check-ins moving clients between
+    the same two profiles in opposite directions cannot deadlock.
+    """
+    for digest in sorted(d for d, n in changes.items() if n):
+        VersionProfile.objects.filter(digest=digest).update(clients=F("clients") + changes[digest])
 
 
 @transaction.atomic
@@ -386,7 +393,7 @@ def client_versions_record(*, client: Client, reported: object, new: bool = Fals
     if link is not None:
         changes[link.profile.digest] -= 1
         versions[link.profile.digest] = link.profile.versions
-    profiles = _tally_move(changes, versions)
+    profiles = _profiles_ensure(changes, versions)
     if new:
         ClientProfile.objects.create(client=client, profile=profiles[digest])
     else:
@@ -399,6 +406,7 @@ def client_versions_record(*, client: Client, reported: object, new: bool = Fals
             unique_fields=["client", "component"],
             update_fields=["number"],
         )
+    _tally_move(changes)
     return True
 
 
@@ -406,18 +414,16 @@ def client_versions_record(*, client: Client, reported: object, new: bool = Fals
 def client_versions_forget(*, client_ids: Iterable[int]) -> int:
     """Take clients out of the counts and selections (they were revoked); returns how many were counted."""
     ids = list(client_ids)
-    links = list(ClientProfile.objects.filter(client_id__in=ids).values_list("profile__digest", "profile__versions"))
+    links = list(ClientProfile.objects.filter(client_id__in=ids).values_list("profile__digest", flat=True))
     if not links:
         ClientComponent.objects.filter(client_id__in=ids).delete()
         return 0
     changes: Counter[str] = Counter()
-    versions: dict[str, Numbers] = {}
-    for digest, numbers in links:
+    for digest in links:
         changes[digest] -= 1
-        versions[digest] = numbers
-    _tally_move(changes, versions)
     ClientProfile.objects.filter(client_id__in=ids).delete()
     ClientComponent.objects.filter(client_id__in=ids).delete()
+    _tally_move(changes)
     return len(links)
 
 
