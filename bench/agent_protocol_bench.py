@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Agent protocol benchmark: download bytes (incremental vs full) and check-ins per second.
 
-Serves the console with gunicorn (as in production) on a free loopback port and
+Serves the console with gunicorn as deployed (bench/benchserver.py) on a free loopback port and
 measures, in the same run:
 
 1. bytes a reference agent downloads when it is 1 version behind (incremental)
@@ -25,12 +25,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import aiohttp
@@ -39,18 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchserver import SECRET, free_port, manage, server_env, share_settings  # noqa: E402
-
-
-def wait_until_up(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url + "/agent/v1/ping", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("the server did not start")
+from benchserver import SECRET, Served, share_settings  # noqa: E402
 
 
 async def register(session, url: str, n: int) -> list[str]:
@@ -92,25 +77,34 @@ async def hammer(session, make_request, duration: float, concurrency: int) -> tu
     return ok / (time.monotonic() - started), errors
 
 
-async def throughput(url: str, duration: float, concurrency: int, rounds: int) -> dict:
+async def ping_and_quiet_checkin(session, url: str):
+    """Request makers for ``hammer``: the trivial view, and heartbeats that change nothing.
 
+    64 agents register and report the server's versions and configuration, so
+    every heartbeat afterwards is the quiet one a settled fleet sends.
+    """
+    tokens = await register(session, url, 64)
+    auth = {"Authorization": f"Bearer {tokens[0]}"}
+    async with session.get(url + "/agent/v1/manifest", headers=auth) as response:
+        latest = {c["component"]: c["latest_version"] for c in (await response.json())["components"]}
+    async with session.get(url + "/agent/v1/configuration", headers=auth) as response:
+        config_version = (await response.json())["config_version"]
+    body = {"event": "heartbeat", "component_versions": latest, "config_version": config_version}
+
+    def checkin(i: int):
+        headers = {"Authorization": f"Bearer {tokens[i % len(tokens)]}"}
+        return "POST", url + "/agent/v1/checkin", {"json": body, "headers": headers}
+
+    def ping(i: int):
+        return "GET", url + "/agent/v1/ping", {}
+
+    return ping, checkin
+
+
+async def throughput(url: str, duration: float, concurrency: int, rounds: int) -> dict:
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
-        tokens = await register(session, url, 64)
-        auth = {"Authorization": f"Bearer {tokens[0]}"}
-        async with session.get(url + "/agent/v1/manifest", headers=auth) as response:
-            latest = {c["component"]: c["latest_version"] for c in (await response.json())["components"]}
-        async with session.get(url + "/agent/v1/configuration", headers=auth) as response:
-            config_version = (await response.json())["config_version"]
-
-        def checkin(i: int):
-            body = {"event": "heartbeat", "component_versions": latest, "config_version": config_version}
-            headers = {"Authorization": f"Bearer {tokens[i % len(tokens)]}"}
-            return "POST", url + "/agent/v1/checkin", {"json": body, "headers": headers}
-
-        def ping(i: int):
-            return "GET", url + "/agent/v1/ping", {}
-
+        ping, checkin = await ping_and_quiet_checkin(session, url)
         await hammer(session, ping, 1.0, concurrency)  # warm up both paths
         await hammer(session, checkin, 1.0, concurrency)
         results: dict[str, list[float]] = {"ping": [], "checkin": []}
@@ -137,9 +131,8 @@ def download_bytes(url: str) -> dict:
         manifest = fleet.call(probe._call, "GET", "/agent/v1/manifest")
         item = next(c for c in manifest["components"] if c["component"] == "virus_pattern")
         latest = parse_version_label(item["latest_version"])
-        previous = fleet.call(
-            probe._download, f"/agent/v1/components/virus_pattern/versions/{version_label(latest - 1)}/full"
-        )
+        path = f"/agent/v1/components/virus_pattern/versions/{version_label(latest - 1)}/full"
+        previous = fleet.call(probe._download, path, route=fleet.call(probe.server_route, path=path))
     specs = [
         AgentSpec(hostname="one-behind", holdings={"virus_pattern": previous}),
         AgentSpec(hostname="sixteen-behind", holdings={"virus_pattern": version_label(latest - 16)}),
@@ -163,38 +156,16 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     args = parser.parse_args()
 
-    var_dir = Path(tempfile.mkdtemp(prefix="agent-bench-"))
-    env = server_env(
-        var_dir,
-        None,
-        AGENT_RATE_LIMIT="10000000/min",
-        AGENT_REGISTRATION_RATE_LIMIT="10000000/min",
-    )
-    share_settings(env)
-    server = None
-    try:
-        print("setting up: migrate, 17 versions of Virus Pattern ...", flush=True)
-        manage(env, "migrate", "--no-input")
-        manage(env, "download_component", "--component", "virus_pattern", "--count", "17")
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("gunicorn")),
-                "console.wsgi",
-                "--workers",
-                str(args.workers),
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--access-logfile",
-                "/dev/null",
-            ],
-            cwd=ROOT,
-            env=env,
+    env = {"AGENT_RATE_LIMIT": "10000000/min", "AGENT_REGISTRATION_RATE_LIMIT": "10000000/min"}
+    with Served(database_url=os.environ.get("DATABASE_URL"), workers=args.workers, env=env) as server:
+        share_settings(server.env)
+        print("setting up: 17 versions of Virus Pattern ...", flush=True)
+        server.manage("download_component", "--component", "virus_pattern", "--count", "17")
+        server.start()
+        url = server.url
+        print(
+            f"server: gunicorn, {args.workers} workers, {server.database}, {url}; cores: {os.cpu_count()}", flush=True
         )
-        wait_until_up(url)
-        db = "PostgreSQL" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "SQLite"
-        print(f"server: gunicorn, {args.workers} workers, {db}, {url}; cores: {os.cpu_count()}", flush=True)
 
         sizes = download_bytes(url)
         print(
@@ -213,11 +184,6 @@ def main() -> None:
             f"(concurrency {args.concurrency}, {args.rounds} x {args.duration:.0f}s each, errors {rates['errors']})",
             flush=True,
         )
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
-        shutil.rmtree(var_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

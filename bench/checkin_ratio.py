@@ -31,7 +31,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from agent_protocol_bench import hammer, register
+from agent_protocol_bench import hammer, ping_and_quiet_checkin
 from benchserver import Served, process_cpu_seconds
 
 
@@ -52,21 +52,7 @@ async def ratio(server: Served, duration: float, concurrency: int, rounds: int) 
     url = server.url
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
-        tokens = await register(session, url, 64)
-        auth = {"Authorization": f"Bearer {tokens[0]}"}
-        async with session.get(url + "/agent/v1/manifest", headers=auth) as response:
-            latest = {c["component"]: c["latest_version"] for c in (await response.json())["components"]}
-        async with session.get(url + "/agent/v1/configuration", headers=auth) as response:
-            config_version = (await response.json())["config_version"]
-        body = {"event": "heartbeat", "component_versions": latest, "config_version": config_version}
-
-        def checkin(i: int):
-            headers = {"Authorization": f"Bearer {tokens[i % len(tokens)]}"}
-            return "POST", url + "/agent/v1/checkin", {"json": body, "headers": headers}
-
-        def ping(i: int):
-            return "GET", url + "/agent/v1/ping", {}
-
+        ping, checkin = await ping_and_quiet_checkin(session, url)
         await hammer(session, ping, 1.0, concurrency)  # warm up both paths
         await hammer(session, checkin, 1.0, concurrency)
         rates: dict[str, list[float]] = {"ping": [], "checkin": []}
