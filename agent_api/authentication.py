@@ -10,6 +10,14 @@ address is answered 429 before any token is looked at, so guessing cannot go
 on at full speed and a refusal says nothing about the token. Budgets live in
 the shared cache (console/ratelimit.py), keyed on the address the trusted
 proxies vouch for (console/client_address.py).
+
+Each request is also counted against its own budget (``AGENT_RATE_LIMIT`` per
+token, which is per client; registrations: ``AGENT_REGISTRATION_RATE_LIMIT``
+per address). That count and the failed-authentication check come before
+the token is looked up, so a client over its rate costs no database query
+either, and they ask the shared cache only when the traffic comes near a
+budget, in one round trip (``ratelimit.admit``): a fleet's heartbeats cost
+the cache nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from agent_api.errors import RegisterAgain
 from agents_app.models import Client
 from console.client_address import client_ip
 from console.compiled import CompiledQuery
-from console.ratelimit import Budget
+from console.ratelimit import Budget, admit
 from updates_app.engine.handover import CheckinRead, checkin_client
 
 
@@ -72,18 +80,30 @@ def auth_failure_record(request) -> None:
     _failures().hit(client_ip(request))
 
 
+def _admit(request, *, budget: Budget, key: str) -> None:
+    """429 for an address over its failed authentications, or a request over ``budget``: one round trip."""
+    refused, throttled = admit((_failures(), client_ip(request)), (budget, key))
+    if refused is not None:
+        raise exceptions.Throttled(
+            refused, detail="Too many failed authentications from this address; try again later."
+        )
+    if throttled is not None:
+        raise exceptions.Throttled(throttled)
+
+
 class AgentTokenAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request):
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
             return None
-        auth_failures_refuse_if_over(request)
         scheme, _, token = header.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token or len(token) > 200:
+            auth_failures_refuse_if_over(request)
             auth_failure_record(request)
             raise exceptions.AuthenticationFailed("Send 'Authorization: Bearer <token>'.")
         digest = token_digest(token)
+        _admit(request, budget=Budget("agent", settings.AGENT_RATE_LIMIT), key=f"token-{digest}")
         view = (request.parser_context or {}).get("view")
         principal = self._principal(digest, with_checkin_probe=getattr(view, "reads_checkin_probe", False))
         if principal is None:
@@ -117,21 +137,18 @@ class IsAgent(permissions.BasePermission):
 
 
 class AgentRateThrottle(throttling.BaseThrottle):
-    """Per-client request rate; registrations per client address.
+    """Registrations per client address, with the address's failed authentications.
 
-    Registrations get their own, larger budget: a whole office behind one NAT
-    address registers from that address.
+    An authenticated request was counted against its client's budget when its
+    token was read (``AgentTokenAuthentication``). Registrations get their own,
+    larger budget: a whole office behind one NAT address registers from that
+    address.
     """
 
     def allow_request(self, request, view) -> bool:
-        if isinstance(request.user, AgentPrincipal):
-            budget = Budget("agent", settings.AGENT_RATE_LIMIT)
-            key = f"client-{request.user.client.pk}"
-        else:
-            budget = Budget("agent-register", settings.AGENT_REGISTRATION_RATE_LIMIT)
-            key = f"addr-{client_ip(request)}"
-        self._wait = budget.hit(key)
-        return self._wait is None
-
-    def wait(self) -> float | None:
-        return self._wait
+        if not isinstance(request.user, AgentPrincipal):
+            address = client_ip(request)
+            _admit(
+                request, budget=Budget("agent-register", settings.AGENT_REGISTRATION_RATE_LIMIT), key=f"addr-{address}"
+            )
+        return True

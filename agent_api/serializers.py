@@ -107,6 +107,9 @@ class RegisterResponse(serializers.Serializer):
 
 
 class CheckinRequest(RequestSerializer):
+    # Its outcome depends on the body alone: a fleet's repeated heartbeats are validated once (body_memo).
+    validates_shape_only = True
+
     event = serializers.ChoiceField(choices=["heartbeat", "restart", "poll"])
     component_versions = VersionsField(required=False, default=dict)
     config_version = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")

@@ -13,7 +13,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agent_api import protocol
+from agent_api import body_memo, protocol
 from agent_api import serializers as s
 from agent_api.authentication import (
     AgentPrincipal,
@@ -21,7 +21,6 @@ from agent_api.authentication import (
     AgentTokenAuthentication,
     IsAgent,
     auth_failure_record,
-    auth_failures_refuse_if_over,
 )
 from agent_api.errors import BodyTooLarge, InvalidEnrollmentSecret, NotFound, Withdrawn, exception_handler
 from agent_api.parsers import LimitedJSONParser
@@ -38,13 +37,27 @@ ERRORS = {
 }
 
 
-class AgentView(APIView):
+class JSONOnlyView(APIView):
+    """Answers JSON whatever the request's Accept header says: agents read nothing else.
+
+    DRF would parse the Accept header on every request to choose among
+    renderers; with one renderer there is nothing to choose (the catch-all
+    404 answers JSON the same way).
+    """
+
+    renderer_classes = [JSONRenderer]
+    _renderer = JSONRenderer()
+
+    def perform_content_negotiation(self, request, force=False):
+        return self._renderer, self._renderer.media_type
+
+
+class AgentView(JSONOnlyView):
     """Base: bearer-token auth, JSON only, body limit, per-client throttle, JSON errors."""
 
     authentication_classes = [AgentTokenAuthentication]
     permission_classes = [IsAgent]
     parser_classes = [LimitedJSONParser]
-    renderer_classes = [JSONRenderer]  # agents read JSON; no browsable API to negotiate
     throttle_classes = [AgentRateThrottle]
 
     def get_exception_handler(self):
@@ -65,10 +78,15 @@ class AgentView(APIView):
         return cast(AgentPrincipal, self.request.user).client
 
     def validated(self, serializer_class) -> dict:
+        key = body_memo.memo_key(serializer_class, self.request)
+        if key is not None and (known := body_memo.remembered(key)) is not None:
+            return known
         if not isinstance(self.request.data, dict):
             raise drf_serializers.ValidationError({"non_field_errors": ["The body must be a JSON object."]})
         serializer = serializer_class(data=self.request.data)
         serializer.is_valid(raise_exception=True)
+        if key is not None:
+            body_memo.remember(key, serializer.validated_data)
         return serializer.validated_data
 
 
@@ -80,8 +98,8 @@ class RegisterView(AgentView):
 
     @extend_schema(request=s.RegisterRequest, responses={201: s.RegisterResponse, **ERRORS}, auth=[])
     def post(self, request):
-        # A wrong enrollment secret is a failed authentication like a wrong token.
-        auth_failures_refuse_if_over(request)
+        # A wrong enrollment secret is a failed authentication like a wrong token (the throttle
+        # refused this address already if it failed too often).
         data = self.validated(s.RegisterRequest)
         try:
             answer = protocol.agent_register(source_address=client_ip(request), **data)
@@ -175,12 +193,11 @@ class ReportView(AgentView):
         return Response(protocol.agent_report(client=self.client, **data))
 
 
-class PingView(APIView):
+class PingView(JSONOnlyView):
     """Is the server there? No authentication, no database."""
 
     authentication_classes: list = []
     permission_classes: list = []
-    renderer_classes = [JSONRenderer]
 
     @extend_schema(responses={200: s.PingResponse}, auth=[])
     def get(self, request):

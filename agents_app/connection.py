@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import socket
 from functools import lru_cache
 from typing import Protocol
 
@@ -29,12 +30,31 @@ def _networks(ranges: tuple[str, ...]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(r, strict=False) for r in ranges)
 
 
-def _in_any(ip: str, ranges: list[str]) -> bool:
+@lru_cache(maxsize=16)
+def _spans(ranges: tuple[str, ...]) -> tuple[tuple[int, int, int], ...]:
+    """The networks as (IP version, first address, last address): every check-in compares its address."""
+    return tuple((n.version, int(n.network_address), int(n.broadcast_address)) for n in _networks(ranges))
+
+
+def _as_number(ip: str) -> tuple[int, int] | None:
+    """(IP version, the address as a number), or None when ``ip`` is not an address."""
+    try:
+        return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, ip), "big")  # the common case, in C
+    except OSError:
+        pass
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
+        return None
+    return address.version, int(address)
+
+
+def _in_any(ip: str, ranges: list[str]) -> bool:
+    found = _as_number(ip)
+    if found is None:
         return False
-    return any(address in network for network in _networks(tuple(ranges)))
+    version, number = found
+    return any(v == version and first <= number <= last for v, first, last in _spans(tuple(ranges)))
 
 
 def ip_unreachable(ip: str) -> bool:

@@ -5,7 +5,10 @@
 
 Everything the server writes lives in a temporary folder removed on exit. The
 database is migrated first; a PostgreSQL database is used as it is (point it
-at a throw-away one).
+at a throw-away one). ``redis_url`` serves as deployed, with the shared cache
+(the agents' rate limits) and the broker in Redis (a throw-away database
+number: tasks the server queues stay there); without it, the embedded
+defaults.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def server_env(var_dir: Path, database_url: str | None, **overrides: str) -> dict[str, str]:
+def server_env(
+    var_dir: Path, database_url: str | None, redis_url: str | None = None, **overrides: str
+) -> dict[str, str]:
     env = {
         **os.environ,
         "CONSOLE_VAR_DIR": str(var_dir),
@@ -51,7 +56,20 @@ def server_env(var_dir: Path, database_url: str | None, **overrides: str) -> dic
     env.pop("DATABASE_URL", None)
     if database_url:
         env["DATABASE_URL"] = database_url
+    if redis_url:
+        # As deployed: the shared cache (rate limits) and the broker in Redis.
+        env["REDIS_URL"] = redis_url
     return env
+
+
+def redis_cpu_seconds(redis_url: str | None) -> float:
+    """CPU time the Redis server has used so far (0 without Redis)."""
+    if not redis_url:
+        return 0.0
+    import redis
+
+    info = redis.Redis.from_url(redis_url).info("cpu")
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 
 
 # What a benchmark that also imports Django in its own process must share with the server.
@@ -100,20 +118,24 @@ class Served:
         self,
         *,
         database_url: str | None,
+        redis_url: str | None = None,
         workers: int = 2,
         env: dict[str, str] | None = None,
         worker_class: str = "gthread",
     ) -> None:
         self.database_url = database_url
+        self.redis_url = redis_url
         self.workers = workers
         # "gthread" as deployed; "sync" (one request per process, no keep-alive) for comparison.
         self.worker_class = worker_class
         self.var_dir = Path(tempfile.mkdtemp(prefix="agent-bench-"))
-        self.env = server_env(self.var_dir, database_url, **(env or {}))
+        self.env = server_env(self.var_dir, database_url, redis_url, **(env or {}))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
         self.database = "PostgreSQL" if database_url and database_url.startswith("postgres") else "SQLite"
+        if redis_url:
+            self.database += " + Redis"
 
     def manage(self, *args: str) -> None:
         manage(self.env, *args)

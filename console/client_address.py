@@ -16,6 +16,7 @@ it, so both must agree on one rule that a client cannot bend:
 from __future__ import annotations
 
 import ipaddress
+import socket
 from functools import lru_cache
 
 from django.conf import settings
@@ -36,8 +37,16 @@ def _normalized(text: str) -> str | None:
     on a dual-stack socket sees) becomes the IPv4 address it stands for, so it
     matches IPv4 networks such as AGENT_ALLOWED_NETWORKS' 10.0.0.0/8.
     """
+    text = text.strip()
     try:
-        address = ipaddress.ip_address(text.strip())
+        # Every request asks this: a dotted quad that inet_pton accepts (four decimal parts,
+        # no leading zeros) is already the canonical form ipaddress would give.
+        socket.inet_pton(socket.AF_INET, text)
+        return text
+    except OSError:
+        pass
+    try:
+        address = ipaddress.ip_address(text)
     except ValueError:
         return None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
@@ -46,6 +55,8 @@ def _normalized(text: str) -> str | None:
 
 
 def _trusted(address: str) -> bool:
+    if not settings.TRUSTED_PROXIES:
+        return False
     ip = ipaddress.ip_address(address)
     return any(ip in network for network in _networks(tuple(settings.TRUSTED_PROXIES)))
 

@@ -34,7 +34,7 @@ from weakref import WeakKeyDictionary
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Expression, JSONField, Model, QuerySet
+from django.db.models import CharField, Expression, Model, QuerySet
 from django.db.models.expressions import Col
 from django.db.models.sql.compiler import SQLCompiler
 
@@ -173,15 +173,19 @@ def _preparing_cursor_class() -> type:
     return PreparingCursor
 
 
-class RowJSON(Expression):
-    """The row of a one-table (sub)query as one JSON object, keyed by column, without parameters.
+class RowVersion(Expression):
+    """A text that changes whenever the row of a one-table (sub)query changes, without parameters.
 
-    ``to_jsonb(alias)`` on PostgreSQL; a JSON_OBJECT of the model's columns
-    with literal keys elsewhere. Django's own JSONObject sends every key as a
-    parameter, which a hot prepared statement then binds on each execution.
+    PostgreSQL: where the row version lives and which transaction wrote it
+    (``ctid`` and ``xmin``): every UPDATE writes a new version, at a new place
+    (so two updates in one transaction differ too), and transaction ids are
+    not reused. Elsewhere: the row itself, a JSON object of its columns with
+    literal keys (its content is its version). A caller that keeps a row per
+    process reads this along with its own query and reads the row again only
+    when it differs from the version it holds.
     """
 
-    output_field = JSONField()
+    output_field = CharField()
 
     def __init__(self, model: type[Model]) -> None:
         super().__init__()
@@ -204,4 +208,5 @@ class RowJSON(Expression):
     def as_postgresql(
         self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
     ) -> tuple[str, tuple[str | int, ...]]:
-        return f"to_jsonb({self._alias(compiler)})", ()
+        alias = self._alias(compiler)
+        return f"({alias}.xmin::text || '/' || {alias}.ctid::text)", ()

@@ -34,6 +34,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Case, Count, Exists, F, IntegerField, Min, OuterRef, Q, Sum, When
@@ -54,12 +55,18 @@ REGISTRATIONS = Counter(
     f"{PREFIX}_agent_registrations", "Agent registrations answered, by HTTP status", ["code"], registry=_counters
 )
 _COUNTED = {"/agent/v1/checkin": CHECKINS, "/agent/v1/register": REGISTRATIONS}
+# The labelled series by (path, status): labels() validates and locks on each call, once per check-in.
+_series: dict[tuple[str, int], Any] = {}
 
 
 def count_agent_request(path: str, status_code: int) -> None:
     counter = _COUNTED.get(path)
-    if counter is not None:
-        counter.labels(code=str(status_code)).inc()
+    if counter is None:
+        return
+    series = _series.get((path, status_code))
+    if series is None:
+        series = _series[(path, status_code)] = counter.labels(code=str(status_code))
+    series.inc()
 
 
 class DatabaseCollector:

@@ -88,8 +88,9 @@ def fresh_rate_limits():
     """
     from django.core.cache import cache, caches
 
-    from console.ratelimit import KEY_PREFIX
+    from console.ratelimit import KEY_PREFIX, local_counts_clear
 
+    local_counts_clear()
     if type(caches["default"]).__name__ == "RedisCache":
         from redis.exceptions import ConnectionError as RedisDown
 

@@ -9,7 +9,9 @@ import pytest
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from agent_api import body_memo
 from agent_api.protocol import agent_checkin
+from agent_api.serializers import CheckinRequest
 from agents_app.models import Client, ConnectionStatus
 from updates_app.components import component_download, component_resolve
 from updates_app.configuration import client_configuration, configuration_hash
@@ -126,6 +128,80 @@ def test_a_settings_change_reaches_a_quiet_heartbeat_even_without_a_new_revision
     assert answer["config_version"] == configuration_hash(client_configuration(Client.objects.get(pk=registered.pk)))
 
 
+def test_two_settings_changes_in_one_transaction_both_reach_the_checkin(client, settled):
+    """The settings rows are held per process under their version (console.compiled.RowVersion).
+
+    Both writes here share one transaction (the test's), so they share a
+    transaction id: the version must still tell them apart.
+    """
+    registered, body, auth = settled
+    versions = []
+    for scan_after in (True, False):
+        AutoUpdateSettings.objects.filter(pk=1).update(scan_after_update=scan_after, include_roaming_offline=True)
+        answer = post(client, "/agent/v1/checkin", body, auth).json()
+        expected = configuration_hash(client_configuration(Client.objects.get(pk=registered.pk)))
+        assert answer["config_version"] == expected
+        versions.append(answer["config_version"])
+    assert versions[0] != versions[1]
+
+
+def test_a_changed_settings_row_is_read_once_then_held(client, settled, django_assert_max_num_queries):
+    _, body, auth = settled
+    AutoUpdateSettings.objects.filter(pk=1).update(scan_after_update=True)
+    # The check-in's statement, then the changed row (once per process).
+    with django_assert_max_num_queries(2):
+        assert post(client, "/agent/v1/checkin", body, auth).json()["config_changed"] is True
+    with django_assert_max_num_queries(1):
+        assert post(client, "/agent/v1/checkin", body, auth).status_code == 200
+
+
+def test_repeated_heartbeat_bodies_are_validated_once(client, settled, monkeypatch):
+    """A fleet sends the same body over and over (agent_api/body_memo.py)."""
+    _, body, auth = settled
+    body_memo._memo.clear()
+    validations = []
+    original = CheckinRequest.is_valid
+
+    def counted(self, *args, **kwargs):
+        validations.append(self.initial_data)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(CheckinRequest, "is_valid", counted)
+    for _ in range(3):
+        assert post(client, "/agent/v1/checkin", body, auth).status_code == 200
+    assert len(validations) == 1
+    # Another body is another validation.
+    assert post(client, "/agent/v1/checkin", {**body, "roaming": True}, auth).status_code == 200
+    assert len(validations) == 2
+
+
+def test_an_invalid_body_is_refused_every_time_and_never_remembered(client, settled):
+    _, body, auth = settled
+    body_memo._memo.clear()
+    for _ in range(2):
+        response = post(client, "/agent/v1/checkin", {**body, "event": "reboot"}, auth)
+        assert response.status_code == 400
+        assert response.json()["code"] == "invalid" and "event" in response.json()["errors"]
+    assert body_memo._memo == {}
+
+
+def test_what_a_remembered_body_answers_cannot_be_changed_by_its_caller():
+    key = (CheckinRequest, "application/json", b"{}")
+    body_memo.remember(key, {"component_versions": {"virus_pattern": "1.0"}})
+    first = body_memo.remembered(key)
+    assert first is not None
+    first["component_versions"]["virus_pattern"] = "2.0"
+    assert body_memo.remembered(key) == {"component_versions": {"virus_pattern": "1.0"}}
+
+
+def test_agents_get_json_whatever_their_accept_header_says(client, settled):
+    _, body, auth = settled
+    response = post(client, "/agent/v1/checkin", body, {**auth, "HTTP_ACCEPT": "text/html"})
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert client.get("/agent/v1/ping", HTTP_ACCEPT="text/html").json() == {"status": "ok"}
+
+
 def test_a_privileges_change_reaches_a_quiet_heartbeat(client, settled):
     registered, body, auth = settled
     Client.objects.filter(pk=registered.pk).update(roaming_privilege=True)
@@ -136,7 +212,7 @@ def test_a_privileges_change_reaches_a_quiet_heartbeat(client, settled):
 
 def test_a_proxy_settings_change_reaches_a_quiet_heartbeat(client, settled):
     registered, body, auth = settled
-    # Read with the client in the check-in's one statement, not from a cache.
+    # Its version is read with the client in the check-in's one statement, so a held copy is never stale.
     ProxySettings.objects.update_or_create(pk=1, defaults={"auto_detect": True})
     answer = post(client, "/agent/v1/checkin", body, auth).json()
     assert answer["config_changed"] is True

@@ -15,7 +15,7 @@ import time_machine
 from django.test import RequestFactory
 
 from console.client_address import client_ip
-from console.ratelimit import Budget, parse_rate
+from console.ratelimit import Budget, admit, parse_rate
 
 ROOT = Path(__file__).resolve().parents[2]
 # Mid-minute, so a fixed one-minute window cannot roll over during a test.
@@ -208,6 +208,110 @@ def test_the_budget_lives_in_redis(settings, frozen_clock):
     assert len(keys) == 1 and 0 < redis.ttl(keys[0]) <= 61
 
 
+def _admit_answers(scope: str) -> None:
+    # Limits under LOCAL_SHARE requests: every request is counted in the shared cache.
+    failures, requests = Budget(f"{scope}-failures", "2/min"), Budget(f"{scope}-requests", "3/min")
+    failures.hit("addr")
+    # One failure of two allowed: not refused; requests counted 1, 2, 3, then over.
+    answers = [admit((failures, "addr"), (requests, "token")) for _ in range(4)]
+    assert answers == [(None, None), (None, None), (None, None), (None, 30)]
+    failures.hit("addr")
+    assert admit((failures, "addr"), (requests, "other")) == (30, None)
+    # Another address and another token have budgets of their own.
+    assert admit((failures, "elsewhere"), (requests, "fresh")) == (None, None)
+
+
+def test_admit_asks_one_budget_and_counts_against_another_in_the_process_cache(frozen_clock):
+    _admit_answers(f"local-{random.randrange(10**9)}")
+
+
+@pytest.fixture
+def redis_sends(monkeypatch):
+    """What the process sends to Redis: one entry per round trip (a pipeline is one)."""
+    from django.core.cache import caches
+    from redis.connection import AbstractConnection
+
+    assert type(caches["default"]).__name__ == "RedisCache"
+    sends: list[bytes] = []
+    original = AbstractConnection.send_packed_command
+
+    def counted(self, command, *args, **kwargs):
+        sends.append(command)
+        return original(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+    return sends
+
+
+@pytest.mark.redis
+def test_admit_answers_the_same_on_redis(frozen_clock):
+    _admit_answers(f"redis-{random.randrange(10**9)}")
+
+
+@pytest.mark.redis
+def test_light_traffic_asks_redis_nothing_and_heavier_one_round_trip(frozen_clock, redis_sends):
+    from django.core.cache import cache
+
+    scope = f"share-{random.randrange(10**9)}"
+    failures, requests = Budget(f"{scope}-failures", "2/min"), Budget(f"{scope}-requests", "100/min")
+    # Up to a tenth of the limit, counted in this process only.
+    assert [admit((failures, "addr"), (requests, "token")) for _ in range(10)] == [(None, None)] * 10
+    assert redis_sends == []
+    # Past it: what this process counted goes to the shared counter in one round trip, then one per request.
+    admit((failures, "addr"), (requests, "token"))
+    assert len(redis_sends) == 1
+    shared = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
+    (key,) = shared.keys(cache.make_key(f"rl:{scope}-requests:token:*"))
+    assert int(shared.get(key)) == 11
+    admit((failures, "addr"), (requests, "token"))
+    assert int(shared.get(key)) == 12
+    # An address that failed here is asked about, in the same round trip as the count.
+    failures.hit("addr")
+    redis_sends.clear()
+    assert admit((failures, "addr"), (requests, "token")) == (None, None)
+    assert len(redis_sends) == 1
+
+
+def test_every_process_counts_a_tenth_of_a_limit_before_sharing(frozen_clock):
+    from console import ratelimit
+
+    requests = Budget(f"spread-{random.randrange(10**9)}", "100/min")
+    failures = Budget(f"spread-failures-{random.randrange(10**9)}", "1/min")
+    # Three processes, each seeing 40 requests of one client: 120 of a limit of 100.
+    refused = 0
+    for _ in range(3):
+        ratelimit.local_counts_clear()  # a process of its own
+        refused += sum(admit((failures, "addr"), (requests, "token"))[1] is not None for _ in range(40))
+    # Counted in the shared cache past each process's first 10, carried over: all 120, 20 over.
+    assert refused == 20
+
+
+def test_an_address_refused_elsewhere_is_refused_here_after_its_first_failure(frozen_clock):
+    from console import ratelimit
+
+    failures = Budget(f"elsewhere-{random.randrange(10**9)}", "2/min")
+    requests = Budget(f"elsewhere-requests-{random.randrange(10**9)}", "100/min")
+    failures.hit("addr")
+    failures.hit("addr")  # another process used the whole budget up
+    ratelimit.local_counts_clear()  # this process never saw the address fail
+    assert admit((failures, "addr"), (requests, "token"))[0] is None
+    failures.hit("addr")  # its first failure here
+    assert admit((failures, "addr"), (requests, "token"))[0] == 30
+
+
+@pytest.mark.django_db
+def test_a_client_over_its_rate_is_refused_before_its_token_is_looked_up(
+    client, register, settings, django_assert_num_queries
+):
+    _, auth = register()
+    settings.AGENT_RATE_LIMIT = "1/min"
+    body = {"event": "heartbeat"}
+    assert client.post("/agent/v1/checkin", body, content_type="application/json", **auth).status_code == 200
+    with django_assert_num_queries(0):
+        refused = client.post("/agent/v1/checkin", body, content_type="application/json", **auth)
+    assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
+
+
 def test_an_unreachable_redis_does_not_take_the_agent_api_down(monkeypatch, caplog):
     import socket
 
@@ -226,4 +330,5 @@ def test_an_unreachable_redis_does_not_take_the_agent_api_down(monkeypatch, capl
     budget = Budget("down", "1/min")
     assert [budget.hit("k"), budget.hit("k")] == [None, None]
     assert budget.exhausted("k") is None
+    assert ratelimit.admit((budget, "k"), (budget, "k")) == (None, None)
     assert "not enforced" in caplog.text

@@ -20,16 +20,15 @@ summary counts it and the agent's report can name its delivery id.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db import DEFAULT_DB_ALIAS, transaction
+from django.db.models import Exists, Model, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from agents_app.models import Client
-from console.compiled import CompiledQuery, RowJSON
+from console.compiled import CompiledQuery, RowVersion
 from updates_app.compliance import update_due_slugs
 from updates_app.engine.claim import claim_released
 from updates_app.engine.rings import held_back_version_ids
@@ -91,27 +90,23 @@ _SETTINGS_AND_HANDOVER_DUE = CompiledQuery(
 )
 
 
-# The singleton settings rows a check-in needs, read along with the client by ``checkin_client``:
-# Automatic Update (the schedule, the restart rule) and the proxy settings (the configuration version).
+# The singleton settings rows a check-in needs, kept per process and checked against their
+# version read along with the client by ``checkin_client``: Automatic Update (the schedule,
+# the restart rule) and the proxy settings (the configuration version).
 _SETTINGS_MODELS: dict[str, type[AutoUpdateSettings] | type[ProxySettings]] = {
-    "settings_row": AutoUpdateSettings,
-    "proxy_row": ProxySettings,
+    "settings_version": AutoUpdateSettings,
+    "proxy_version": ProxySettings,
 }
 
 
-def _columns(model: type[AutoUpdateSettings] | type[ProxySettings]) -> list[str]:
-    return [field.attname for field in model._meta.concrete_fields]
-
-
-def _row_subquery(model: type[AutoUpdateSettings] | type[ProxySettings]) -> Subquery:
-    # A whole row as one JSON object: one subquery to plan, not one per column.
-    return Subquery(model.objects.filter(pk=1).values(row=RowJSON(model)))
+def _version_subquery(model: type[AutoUpdateSettings] | type[ProxySettings]) -> Subquery:
+    return Subquery(model.objects.filter(pk=1).values(version=RowVersion(model)))
 
 
 def _client_for_checkin(*, digest: str) -> QuerySet[Client]:
-    rows = {alias: _row_subquery(model) for alias, model in _SETTINGS_MODELS.items()}
+    versions = {alias: _version_subquery(model) for alias, model in _SETTINGS_MODELS.items()}
     probe = _handover_probe(OuterRef("pk"))
-    return Client.objects.filter(token_hash=digest).annotate(**probe, **rows).order_by("pk")[:1]
+    return Client.objects.filter(token_hash=digest).annotate(**probe, **versions).order_by("pk")[:1]
 
 
 def _client_for_checkin_params(connection, *, digest: str) -> list:
@@ -123,20 +118,31 @@ _CLIENT_FOR_CHECKIN = CompiledQuery(Client, build=_client_for_checkin, params=_c
 
 S = TypeVar("S", AutoUpdateSettings, ProxySettings)
 
+# Per process and database: each settings row as last read, under the version it was read at.
+# The rows change when an administrator saves a screen; the fleet's check-ins read them all
+# the time, so a check-in reads only their versions (console.compiled.RowVersion) and the
+# row itself only when its version is not the one held here.
+_settings_held: dict[tuple[str, type[Model]], tuple[str, Model]] = {}
 
-def _row_instance(model: type[S], row: str | dict[str, Any] | None, db: str | None) -> S | None:
-    """The settings row the JSON object holds, as the ORM would have loaded it (None: no row yet)."""
-    if row is None:
+
+def _settings_row(model: type[S], version: str | None, db: str) -> S | None:
+    """The settings row at ``version`` (None: no row yet), from this process's copy when it is current."""
+    if version is None:
         return None
-    # Keyed by column (console.compiled.RowJSON); PostgreSQL's JSONB may arrive as text.
-    columns: dict[str, Any] = json.loads(row) if isinstance(row, str) else row
-    values = [field.to_python(columns[str(field.column)]) for field in model._meta.concrete_fields]
-    return model.from_db(db, _columns(model), values)
+    held = _settings_held.get((db, model))
+    if held is not None and held[0] == version:
+        return cast(S, held[1])
+    found = model.objects.using(db).filter(pk=1).annotate(version=RowVersion(model)).first()
+    if found is None:  # removed since the check-in's statement
+        return None
+    # Held under the version read with it, which may be newer than the one asked for.
+    _settings_held[(db, model)] = (cast(Any, found).version, found)
+    return found
 
 
 @dataclass(frozen=True)
 class CheckinRead:
-    """What a check-in needs, read in one statement: the client, the settings rows, any work waiting."""
+    """What a check-in needs, read in one statement: the client, the settings rows' versions, any work waiting."""
 
     client: Client
     auto: AutoUpdateSettings
@@ -148,16 +154,19 @@ def checkin_client(*, digest: str, now: dt.datetime) -> CheckinRead | None:
     """The client holding this token digest, the settings and whether it has work waiting: one query.
 
     The agent API authenticates check-ins with this, so a heartbeat that
-    changes nothing costs that one statement (see ``checkin_probe``).
+    changes nothing costs that one statement (see ``checkin_probe``). The
+    settings rows come from this process's copies while the versions the
+    statement read match them; a row an administrator changed is read again
+    (once per process).
     """
     found = _CLIENT_FOR_CHECKIN.first_annotated(digest=digest)
     if found is None:
         return None
     client, annotations = found
-    db = client._state.db
+    db = client._state.db or DEFAULT_DB_ALIAS
     # A new server creates the settings rows on first use; until then the defaults apply.
-    auto = _row_instance(AutoUpdateSettings, annotations["settings_row"], db) or AutoUpdateSettings.load()
-    proxy = _row_instance(ProxySettings, annotations["proxy_row"], db) or ProxySettings(pk=1)
+    auto = _settings_row(AutoUpdateSettings, annotations["settings_version"], db) or AutoUpdateSettings.load()
+    proxy = _settings_row(ProxySettings, annotations["proxy_version"], db) or ProxySettings(pk=1)
     return CheckinRead(client=client, auto=auto, proxy=proxy, handover_due=_handover_due(annotations, now))
 
 
