@@ -31,9 +31,10 @@ from updates_app.engine.handover import (
     actions_for_checkin,
     checkin_probe,
     restart_actions,
+    settings_current,
 )
 from updates_app.engine.reports import delivery_is_for, delivery_mark_failed, delivery_mark_updated
-from updates_app.models import AutoUpdateSettings, ComponentVersion, ProxySettings
+from updates_app.models import ComponentVersion, ProxySettings
 from updates_app.version_labels import parse_version_label, version_label
 
 logger = logging.getLogger(__name__)
@@ -131,11 +132,11 @@ def agent_register(
         component_versions=component_versions or {},
         user_disabled_scheduled_update=scheduled_update_disabled,
     )
-    auto = AutoUpdateSettings.load()
+    auto, proxy = settings_current()
     actions = (
         [] if component_versions is None else restart_actions(client, reported_versions=component_versions, auto=auto)
     )
-    document = client_configuration(client, auto)
+    document = client_configuration(client, auto, proxy)
     # Counted from the start: "unknown" for every component it does not report. Last: a fleet's
     # registrations all count into the same profile row, locked until the commit.
     client_versions_record(client=client, reported=component_versions or {}, new=True)

@@ -24,7 +24,6 @@ def domain_create(*, name: str, parent: Domain | None = None) -> Domain:
     return domain
 
 
-@transaction.atomic
 def client_create(*, domain: Domain, hostname: str, ip_address: str, listener_port: int, **extra: Any) -> Client:
     """A client joining ``domain``: it starts with the domain's default settings.
 

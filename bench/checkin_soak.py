@@ -209,7 +209,9 @@ def main() -> None:
 
     # The server runs on its defaults: no heartbeat or rate-limit overrides.
     overrides = dict.fromkeys(("AGENT_HEARTBEAT_SECONDS", "AGENT_OFFLINE_AFTER_SECONDS", "AGENT_RATE_LIMIT"), "")
-    with Served(database_url=database_url, workers=args.workers, env=overrides) as server:
+    with Served(
+        database_url=database_url, redis_url=os.environ.get("REDIS_URL"), workers=args.workers, env=overrides
+    ) as server:
         share_settings(server.env)
         for name in overrides:
             os.environ.pop(name, None)

@@ -118,7 +118,13 @@ def main() -> None:
 
     database_url = os.environ.get("DATABASE_URL")
     env = {"AGENT_REGISTRATION_RATE_LIMIT": "10000000/min", "AGENT_RATE_LIMIT": "10000000/min"}
-    with Served(database_url=database_url, workers=args.workers, env=env, worker_class=args.worker_class) as server:
+    with Served(
+        database_url=database_url,
+        redis_url=os.environ.get("REDIS_URL"),
+        workers=args.workers,
+        env=env,
+        worker_class=args.worker_class,
+    ) as server:
         share_settings(server.env)
         import django
 

@@ -117,10 +117,12 @@ def client_document(values: dict[str, bool]) -> dict[str, Any]:
     }
 
 
-def client_configuration(client: Client, auto: AutoUpdateSettings | None = None) -> dict[str, Any]:
-    """The whole document for one client (without its version)."""
+def client_configuration(
+    client: Client, auto: AutoUpdateSettings | None = None, proxy: ProxySettings | None = None
+) -> dict[str, Any]:
+    """The whole document for one client (without its version); the settings rows read when not given."""
     auto = auto or AutoUpdateSettings.load()
-    return {**shared_document(auto), **client_document(client.settings_dict())}
+    return {**shared_document(auto, proxy), **client_document(client.settings_dict())}
 
 
 # Columns of the settings row that are bookkeeping, not configuration.

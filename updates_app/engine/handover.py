@@ -140,6 +140,31 @@ def _settings_row(model: type[S], version: str | None, db: str) -> S | None:
     return found
 
 
+def _settings_versions() -> QuerySet[AutoUpdateSettings]:
+    versions = {alias: _version_subquery(model) for alias, model in _SETTINGS_MODELS.items()}
+    return AutoUpdateSettings.objects.filter(pk=1).only("pk").annotate(**versions)
+
+
+_SETTINGS_VERSIONS = CompiledQuery(
+    AutoUpdateSettings,
+    build=_settings_versions,
+    # Each settings row's pk in the versions' subqueries, then the row's own.
+    params=lambda connection: [*(1 for _ in _SETTINGS_MODELS), 1],
+)
+
+
+def settings_current() -> tuple[AutoUpdateSettings, ProxySettings]:
+    """Both settings rows (Automatic Update, proxy), from this process's copies while current: one query."""
+    found = _SETTINGS_VERSIONS.first_annotated()
+    if found is None:  # a new server: the rows are created on first use
+        return AutoUpdateSettings.load(), ProxySettings.load()
+    row, versions = found
+    db = row._state.db or DEFAULT_DB_ALIAS
+    auto = _settings_row(AutoUpdateSettings, versions["settings_version"], db) or AutoUpdateSettings.load()
+    proxy = _settings_row(ProxySettings, versions["proxy_version"], db) or ProxySettings(pk=1)
+    return auto, proxy
+
+
 @dataclass(frozen=True)
 class CheckinRead:
     """What a check-in needs, read in one statement: the client, the settings rows' versions, any work waiting."""
