@@ -23,7 +23,7 @@ from agents_app.connection import listener_address, status_on_checkin
 from agents_app.models import Client, Domain
 from agents_app.services import client_create, domain_create
 from agents_app.signing import client_signing_key, encode_key, key_id
-from updates_app.compliance import client_versions_record
+from updates_app.compliance import client_versions_record, known_versions
 from updates_app.configuration import client_configuration, configuration_hash, configuration_version
 from updates_app.engine.handover import (
     RESTART_EVENT,
@@ -34,7 +34,7 @@ from updates_app.engine.handover import (
     settings_current,
 )
 from updates_app.engine.reports import delivery_is_for, delivery_mark_failed, delivery_mark_updated
-from updates_app.models import ComponentVersion, ProxySettings
+from updates_app.models import ProxySettings
 from updates_app.version_labels import parse_version_label, version_label
 
 logger = logging.getLogger(__name__)
@@ -108,8 +108,7 @@ def agent_register(
     """
     if not hmac.compare_digest(enrollment_secret.encode(), settings.AGENT_ENROLLMENT_SECRET.encode()):
         raise InvalidEnrollmentSecret()
-    if component_versions:
-        _check_versions(component_versions)
+    known = _check_versions(component_versions or {})
     ip_address = listener_address(source_address=source_address, reported_address=ip_address)
     if not ip_address:
         raise ProtocolError("invalid", "The server cannot tell this request's source address.")
@@ -134,7 +133,9 @@ def agent_register(
     )
     auto, proxy = settings_current()
     actions = (
-        [] if component_versions is None else restart_actions(client, reported_versions=component_versions, auto=auto)
+        []
+        if component_versions is None
+        else restart_actions(client, reported_versions=component_versions, auto=auto, known=known)
     )
     document = client_configuration(client, auto, proxy)
     # Counted from the start: "unknown" for every component it does not report. Last: a fleet's
@@ -153,20 +154,20 @@ def agent_register(
     }
 
 
-def _check_versions(versions: dict[str, str]) -> None:
-    """Every reported component and version must exist on the server (one query)."""
+def _check_versions(versions: dict[str, str]) -> dict[tuple[str, int], bool]:
+    """Every reported component and version must exist on the server (one query); what it found.
+
+    The answer is ``compliance.known_versions``' (pair -> withdrawn?), which the restart rule reuses.
+    """
     if not versions:
-        return
+        return {}
     wanted = {(slug, parse_version_label(label)) for slug, label in versions.items()}
-    found = set(
-        ComponentVersion.objects.filter(
-            component__slug__in=[s for s, _ in wanted], number__in=[n for _, n in wanted]
-        ).values_list("component__slug", "number")
-    )
-    missing = sorted(wanted - found)
+    found = known_versions(wanted)
+    missing = sorted(wanted - found.keys())
     if missing:
         slug, number = missing[0]
         raise ProtocolError("unknown_version", f"The server has no {slug} version {version_label(number)}.")
+    return found
 
 
 def _quiet_heartbeat(*, client: Client, event: str, fields: dict[str, Any], now: dt.datetime) -> bool:

@@ -47,6 +47,7 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Exists, F, Max, OuterRef, Q, QuerySet
@@ -115,17 +116,18 @@ def component_state(
 # --- What the server holds ------------------------------------------------------------------
 
 
-def latest_version_numbers(*, held_back: Collection[int] = ()) -> dict[str, int]:
+def latest_version_numbers(*, held_back: Collection[int] | QuerySet[Any] = ()) -> dict[str, int]:
     """{component slug: the server's current version number (withdrawn versions never count)}, in one query.
 
-    ``held_back``: ids of versions a staged roll-out does not offer to the client asking.
+    ``held_back``: ids of versions a staged roll-out does not offer to the client asking, or the query
+    naming them (``rings.held_back_versions``), which then runs inside this one.
     """
     offered = ComponentVersion.objects.offered().exclude(pk__in=held_back)
     rows = offered.values("component__slug").annotate(latest=Max("number"))
     return {row["component__slug"]: row["latest"] for row in rows}
 
 
-def _known_versions(pairs: Iterable[tuple[str, int]]) -> dict[tuple[str, int], bool]:
+def known_versions(pairs: Iterable[tuple[str, int]]) -> dict[tuple[str, int], bool]:
     """Which of these (slug, number) pairs the server has or had: {pair: withdrawn?}, in one query."""
     wanted = set(pairs)
     if not wanted:
@@ -139,11 +141,20 @@ def _known_versions(pairs: Iterable[tuple[str, int]]) -> dict[tuple[str, int], b
 # --- One client (Python) ------------------------------------------------------------------
 
 
-def client_states(reported: object, *, held_back: Collection[int] = ()) -> dict[str, str]:
-    """{slug: state} for every component the server holds or the client reports (two queries)."""
+def client_states(
+    reported: object,
+    *,
+    held_back: Collection[int] | QuerySet[Any] = (),
+    known: dict[tuple[str, int], bool] | None = None,
+) -> dict[str, str]:
+    """{slug: state} for every component the server holds or the client reports (two queries).
+
+    ``known``: what ``known_versions`` answered for the reported versions, when the caller asked already.
+    """
     numbers = reported_numbers(reported)
     latest = latest_version_numbers(held_back=held_back)
-    known = _known_versions((slug, n) for slug, n in numbers.items() if n is not None)
+    if known is None:
+        known = known_versions((slug, n) for slug, n in numbers.items() if n is not None)
     states: dict[str, str] = {}
     for slug in sorted({*latest, *numbers}):
         number = numbers.get(slug)
@@ -158,12 +169,17 @@ def client_states(reported: object, *, held_back: Collection[int] = ()) -> dict[
     return states
 
 
-def outdated_slugs(reported: object, *, held_back: Collection[int] = ()) -> list[str]:
+def outdated_slugs(reported: object, *, held_back: Collection[int] | QuerySet[Any] = ()) -> list[str]:
     """The components the server holds on which a client that reported ``reported`` is behind."""
     return [slug for slug, state in client_states(reported, held_back=held_back).items() if state == OUTDATED]
 
 
-def update_due_slugs(reported: object, *, held_back: Collection[int] = ()) -> list[str]:
+def update_due_slugs(
+    reported: object,
+    *,
+    held_back: Collection[int] | QuerySet[Any] = (),
+    known: dict[tuple[str, int], bool] | None = None,
+) -> list[str]:
     """The components an update would bring: outdated ones, and held ones the client never reported.
 
     The restart rule (engine/handover.py) asks this: a client that restarts
@@ -172,9 +188,8 @@ def update_due_slugs(reported: object, *, held_back: Collection[int] = ()) -> li
     (outdated). Clients ahead of the server (inconsistent) are left alone.
     ``held_back``: versions a staged roll-out does not offer this client.
     """
-    return [
-        slug for slug, state in client_states(reported, held_back=held_back).items() if state in (OUTDATED, UNKNOWN)
-    ]
+    states = client_states(reported, held_back=held_back, known=known)
+    return [slug for slug, state in states.items() if state in (OUTDATED, UNKNOWN)]
 
 
 # --- Many clients (SQL) -----------------------------------------------------------------------
@@ -303,7 +318,7 @@ def compliance_counts() -> Compliance:
     }
     latest = {slug: c.latest for slug, c in servers.items() if c.latest is not None}
     reported_slugs = {slug for versions, _ in profiles for slug in versions}
-    known = _known_versions(
+    known = known_versions(
         (slug, number) for versions, _ in profiles for slug, number in versions.items() if number is not None
     )
     rows: dict[str, ComponentCompliance] = {}

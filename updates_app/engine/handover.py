@@ -31,7 +31,7 @@ from agents_app.models import Client
 from console.compiled import CompiledQuery, RowVersion
 from updates_app.compliance import update_due_slugs
 from updates_app.engine.claim import claim_released
-from updates_app.engine.rings import held_back_version_ids
+from updates_app.engine.rings import held_back_versions
 from updates_app.engine.runs import client_is_roaming, restart_delivery_create
 from updates_app.engine.sender import notification_payload
 from updates_app.models import AutoUpdateSettings, Delivery, DeliveryStatus, ProxySettings
@@ -246,18 +246,25 @@ def actions_for_checkin(
 
 
 def restart_actions(
-    client: Client, *, reported_versions: dict[str, str], auto: AutoUpdateSettings | None = None
+    client: Client,
+    *,
+    reported_versions: dict[str, str],
+    auto: AutoUpdateSettings | None = None,
+    known: dict[tuple[str, int], bool] | None = None,
 ) -> list[dict]:
     """The restart rule alone: an update for a client behind on a component, when the setting asks for it.
 
     A registration that reports versions asks only this: a client created a
-    moment ago has no deliveries to hand over.
+    moment ago has no deliveries to hand over. ``known``: the reported
+    versions as ``compliance.known_versions`` answered them (the registration
+    checked them already).
     """
     auto = auto or AutoUpdateSettings.load()
     if (
         auto.update_on_restart
         and not client_is_roaming(client)
-        and update_due_slugs(reported_versions, held_back=held_back_version_ids(client.pk))
+        # The roll-outs' holds are a subquery of the latest versions' query: two queries in all.
+        and update_due_slugs(reported_versions, held_back=held_back_versions(client.pk), known=known)
     ):
         return [notification_payload(restart_delivery_create(client=client, scan_after=auto.scan_after_update))]
     return []

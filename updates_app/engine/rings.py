@@ -39,7 +39,7 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from agents_app.models import Client, ConnectionStatus, Domain
@@ -322,9 +322,15 @@ def rollout_stop(*, rollout: Rollout, actor) -> bool:
     return bool(stopped)
 
 
-def held_back_version_ids(client_id: int | None) -> set[int]:
-    """Versions of held roll-outs (rolling out, halted, stopped) this client is not in a started ring of."""
+def held_back_versions(client_id: int | None) -> QuerySet[Rollout]:
+    """The ids (``version_id``) of versions of held roll-outs (rolling out, halted, stopped) this client
+    is not in a started ring of: a query, to read or to use as a subquery (``latest_version_numbers``)."""
     held = Rollout.objects.filter(state__in=HOLDING_STATES)
     if client_id is not None:
         held = held.exclude(members__client_id=client_id)
-    return set(held.values_list("version_id", flat=True))
+    return held.values("version_id")
+
+
+def held_back_version_ids(client_id: int | None) -> set[int]:
+    """The ids ``held_back_versions`` names, read."""
+    return {row["version_id"] for row in held_back_versions(client_id)}
