@@ -23,6 +23,7 @@ from agents_app.connection import listener_address, status_on_checkin
 from agents_app.models import Client, Domain
 from agents_app.services import client_create, domain_create
 from agents_app.signing import client_signing_key, encode_key, key_id
+from console.compiled import CompiledQuery
 from updates_app.compliance import client_versions_record, known_versions
 from updates_app.configuration import client_configuration, configuration_hash, configuration_version
 from updates_app.engine.handover import (
@@ -46,10 +47,18 @@ DEFAULT_DOMAIN = "Workgroup"
 _DOMAIN_CREATE_LOCK = 0x5EED_D0_0A
 
 
+# Every registration looks its domain up by name (any case, the highest level first): compiled once.
+_DOMAIN_NAMED = CompiledQuery(
+    Domain,
+    build=lambda name: Domain.objects.filter(name__iexact=name).order_by("level", "pk")[:1],
+    params=lambda connection, name: [name],
+)
+
+
 def _domain_for_hint(hint: str) -> Domain:
     """The domain named by the agent's hint (any level), else a new top-level one of that name."""
     name = hint.strip() or DEFAULT_DOMAIN
-    existing = Domain.objects.filter(name__iexact=name).order_by("level", "pk").first()
+    existing = _DOMAIN_NAMED.first(name=name)
     if existing:
         return existing
     if connection.vendor == "postgresql":
@@ -58,7 +67,7 @@ def _domain_for_hint(hint: str) -> Domain:
         # (SQLite already runs one writing transaction at a time.)
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_DOMAIN_CREATE_LOCK])
-        existing = Domain.objects.filter(name__iexact=name).order_by("level", "pk").first()
+        existing = _DOMAIN_NAMED.first(name=name)
         if existing:
             return existing
     if name.casefold() != DEFAULT_DOMAIN.casefold() and _hinted_domains_full():

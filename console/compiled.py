@@ -99,15 +99,26 @@ class CompiledQuery(Generic[M]):
         found = self.first_annotated(**values)
         return found[0] if found is not None else None
 
-    def first_annotated(self, **values: Any) -> tuple[M, dict[str, Any]] | None:
-        """The first row as a model instance and its annotations by name, or None."""
+    def _ready(self, values: dict[str, Any]) -> tuple[BaseDatabaseWrapper, _Compiled, list[Any]]:
         connection = connections[self.using]
         compiled = self._compiled.get(connection)
         if compiled is None:
             compiled = self._compile(connection, values)
             self._compiled[connection] = compiled
-        params = list(self.params(connection, **values))
-        row: Sequence[Any] | None = _fetchone(connection, compiled.sql, params)
+        return connection, compiled, list(self.params(connection, **values))
+
+    def rows(self, **values: Any) -> list[tuple[Any, ...]]:
+        """Every row as a tuple of its selected values (a ``values()`` or ``values_list()`` queryset)."""
+        connection, compiled, params = self._ready(values)
+        rows: list[Sequence[Any]] = _fetch(connection, compiled.sql, params, every=True)
+        if compiled.converters:
+            rows = list(compiled.compiler.apply_converters(rows, compiled.converters))
+        return [tuple(row) for row in rows]
+
+    def first_annotated(self, **values: Any) -> tuple[M, dict[str, Any]] | None:
+        """The first row as a model instance and its annotations by name, or None."""
+        connection, compiled, params = self._ready(values)
+        row: Sequence[Any] | None = _fetch(connection, compiled.sql, params, every=False)
         if row is None:
             return None
         if compiled.converters:
@@ -117,8 +128,9 @@ class CompiledQuery(Generic[M]):
         return instance, dict(zip(compiled.annotations, row[width:], strict=True))
 
 
-def _fetchone(connection: BaseDatabaseWrapper, sql: str, params: list[Any]) -> tuple[Any, ...] | None:
-    """One row; on PostgreSQL through a preparing cursor, with the connection's health checked lazily.
+def _fetch(connection: BaseDatabaseWrapper, sql: str, params: list[Any], *, every: bool) -> Any:
+    """Every row (a list) or the first (or None); on PostgreSQL through a preparing cursor, with the
+    connection's health checked lazily.
 
     With CONN_HEALTH_CHECKS Django sends ``SELECT 1`` before a request's first
     query on a reused connection: on a quiet heartbeat that doubled the round
@@ -131,29 +143,29 @@ def _fetchone(connection: BaseDatabaseWrapper, sql: str, params: list[Any]) -> t
     if connection.vendor != "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            return cursor.fetchone()
+            return cursor.fetchall() if every else cursor.fetchone()
     # The health-check attributes are Django's own (base/base.py), not in its type stubs.
     db: Any = connection
     unchecked = db.health_check_enabled and not db.health_check_done and db.connection is not None
     try:
-        return _prepared_fetchone(db, sql, params)
+        return _prepared_fetch(db, sql, params, every=every)
     except DatabaseError:
         if not unchecked or db.in_atomic_block or db.is_usable():
             raise
         db.close()
-        return _prepared_fetchone(db, sql, params)
+        return _prepared_fetch(db, sql, params, every=every)
     finally:
         if unchecked and db.connection is not None:
             db.health_check_done = True
 
 
-def _prepared_fetchone(connection: Any, sql: str, params: list[Any]) -> tuple[Any, ...] | None:
+def _prepared_fetch(connection: Any, sql: str, params: list[Any], *, every: bool) -> Any:
     connection.ensure_connection()
     with connection.wrap_database_errors:
         cursor = connection._prepare_cursor(_preparing_cursor_class()(connection.connection))
     with cursor:
         cursor.execute(sql, params)
-        return cursor.fetchone()
+        return cursor.fetchall() if every else cursor.fetchone()
 
 
 @cache

@@ -122,9 +122,13 @@ def latest_version_numbers(*, held_back: Collection[int] | QuerySet[Any] = ()) -
     ``held_back``: ids of versions a staged roll-out does not offer to the client asking, or the query
     naming them (``rings.held_back_versions``), which then runs inside this one.
     """
+    return {row["component__slug"]: row["latest"] for row in latest_versions_query(held_back=held_back)}
+
+
+def latest_versions_query(*, held_back: Collection[int] | QuerySet[Any] = ()) -> QuerySet[Any]:
+    """The query behind ``latest_version_numbers``: rows of ``component__slug`` and ``latest``."""
     offered = ComponentVersion.objects.offered().exclude(pk__in=held_back)
-    rows = offered.values("component__slug").annotate(latest=Max("number"))
-    return {row["component__slug"]: row["latest"] for row in rows}
+    return offered.values("component__slug").annotate(latest=Max("number"))
 
 
 def known_versions(pairs: Iterable[tuple[str, int]]) -> dict[tuple[str, int], bool]:
@@ -146,13 +150,16 @@ def client_states(
     *,
     held_back: Collection[int] | QuerySet[Any] = (),
     known: dict[tuple[str, int], bool] | None = None,
+    latest: dict[str, int] | None = None,
 ) -> dict[str, str]:
     """{slug: state} for every component the server holds or the client reports (two queries).
 
-    ``known``: what ``known_versions`` answered for the reported versions, when the caller asked already.
+    ``known``: what ``known_versions`` answered for the reported versions, and ``latest`` what
+    ``latest_version_numbers`` answered for this client, when the caller asked already.
     """
     numbers = reported_numbers(reported)
-    latest = latest_version_numbers(held_back=held_back)
+    if latest is None:
+        latest = latest_version_numbers(held_back=held_back)
     if known is None:
         known = known_versions((slug, n) for slug, n in numbers.items() if n is not None)
     states: dict[str, str] = {}
@@ -179,6 +186,7 @@ def update_due_slugs(
     *,
     held_back: Collection[int] | QuerySet[Any] = (),
     known: dict[tuple[str, int], bool] | None = None,
+    latest: dict[str, int] | None = None,
 ) -> list[str]:
     """The components an update would bring: outdated ones, and held ones the client never reported.
 
@@ -188,7 +196,7 @@ def update_due_slugs(
     (outdated). Clients ahead of the server (inconsistent) are left alone.
     ``held_back``: versions a staged roll-out does not offer this client.
     """
-    states = client_states(reported, held_back=held_back, known=known)
+    states = client_states(reported, held_back=held_back, known=known, latest=latest)
     return [slug for slug, state in states.items() if state in (OUTDATED, UNKNOWN)]
 
 

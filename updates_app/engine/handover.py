@@ -29,12 +29,19 @@ from django.utils import timezone
 
 from agents_app.models import Client
 from console.compiled import CompiledQuery, RowVersion
-from updates_app.compliance import update_due_slugs
+from updates_app.compliance import latest_versions_query, update_due_slugs
 from updates_app.engine.claim import claim_released
 from updates_app.engine.rings import held_back_versions
 from updates_app.engine.runs import client_is_roaming, restart_delivery_create
 from updates_app.engine.sender import notification_payload
-from updates_app.models import AutoUpdateSettings, Delivery, DeliveryStatus, ProxySettings
+from updates_app.models import (
+    HOLDING_STATES,
+    AutoUpdateSettings,
+    ComponentVersion,
+    Delivery,
+    DeliveryStatus,
+    ProxySettings,
+)
 
 RESTART_EVENT = "restart"
 
@@ -245,6 +252,21 @@ def actions_for_checkin(
     return restart_actions(client, reported_versions=reported_versions, auto=auto)
 
 
+# The latest version of each component this client is offered (the roll-outs' holds a
+# subquery): asked at every restart and every enrolment, compiled once.
+_LATEST_OFFERED_TO = CompiledQuery(
+    ComponentVersion,
+    build=lambda client_id: latest_versions_query(held_back=held_back_versions(client_id)),
+    # In the order of the compiled SQL: the holding states, EXISTS' 1, the client.
+    params=lambda connection, client_id: [*HOLDING_STATES, 1, client_id],
+)
+
+
+def latest_offered_to(client_id: int) -> dict[str, int]:
+    """``compliance.latest_version_numbers`` for this client: what a staged roll-out holds back excluded."""
+    return dict(_LATEST_OFFERED_TO.rows(client_id=client_id))
+
+
 def restart_actions(
     client: Client,
     *,
@@ -263,8 +285,7 @@ def restart_actions(
     if (
         auto.update_on_restart
         and not client_is_roaming(client)
-        # The roll-outs' holds are a subquery of the latest versions' query: two queries in all.
-        and update_due_slugs(reported_versions, held_back=held_back_versions(client.pk), known=known)
+        and update_due_slugs(reported_versions, latest=latest_offered_to(client.pk), known=known)
     ):
         return [notification_payload(restart_delivery_create(client=client, scan_after=auto.scan_after_update))]
     return []
