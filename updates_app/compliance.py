@@ -376,12 +376,21 @@ def compliance_counts() -> Compliance:
 
 
 def _profiles_ensure(changes: Mapping[str, int], versions: Mapping[str, Numbers]) -> dict[str, VersionProfile]:
-    """The profiles ``changes`` names, the ones clients move into created when missing."""
+    """The profiles ``changes`` names, the ones clients move into created when missing.
+
+    Read first: a fleet holds few distinct sets of versions, so the profile
+    almost always exists and this is one SELECT. A missing one is inserted
+    (a concurrent insert of the same profile is waited for and skipped) and
+    read back.
+    """
     digests = sorted(d for d, n in changes.items() if n)
-    new = [VersionProfile(digest=d, versions=versions[d]) for d in digests if changes[d] > 0]
-    if new:
-        VersionProfile.objects.bulk_create(new, ignore_conflicts=True)
-    return {p.digest: p for p in VersionProfile.objects.filter(digest__in=digests)}
+    found = {p.digest: p for p in VersionProfile.objects.filter(digest__in=digests)}
+    missing = [VersionProfile(digest=d, versions=versions[d]) for d in digests if changes[d] > 0 and d not in found]
+    if missing:
+        VersionProfile.objects.bulk_create(missing, ignore_conflicts=True)
+        created = VersionProfile.objects.filter(digest__in=[p.digest for p in missing])
+        found.update({p.digest: p for p in created})
+    return found
 
 
 def _tally_move(changes: Mapping[str, int]) -> None:
