@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Soak: 100,000 agents checking in at the default heartbeat against gunicorn and PostgreSQL.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/<throw-away db> \\
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/<throw-away db> REDIS_URL=redis://127.0.0.1:6379/<n> \\
         .venv/bin/python bench/checkin_soak.py [--agents 100000] [--seconds 300] [--workers 2]
 
 1. Inserts ``--agents`` registered clients in bulk (replacing the soak clients
@@ -9,9 +9,9 @@
    port where nothing listens, reporting the server's current component
    versions and configuration, each last seen at a random moment of the last
    heartbeat interval: a fleet in its steady state.
-2. Serves the console with gunicorn as deployed (deploy/gunicorn.conf.py, ``--workers`` workers) with the
-   production defaults for the heartbeat (the interval comes from the server's
-   own answer) and the per-client rate limit.
+2. Serves the console with gunicorn as deployed (deploy/gunicorn.conf.py, ``--workers`` workers; Redis
+   for the rate limits when REDIS_URL is set) with the production defaults for the heartbeat (the
+   interval comes from the server's own answer) and the per-client rate limit.
 3. A poll-only load generator (no listeners) holding every token sends each
    agent's heartbeat one interval after its last contact, then every interval,
    for ``--seconds``; the offered rate is agents / heartbeat.

@@ -1,10 +1,11 @@
 #!/usr/bin/env python
 """Enrolment at fleet speed: registrations per second through the API, and a reference fleet's start-up.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/<throw-away db> \\
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/<throw-away db> REDIS_URL=redis://127.0.0.1:6379/<n> \\
         .venv/bin/python bench/enrolment_bench.py [--registrations 1000] [--concurrency 16] [--fleet 10000]
 
-Against gunicorn as deployed (deploy/gunicorn.conf.py, 2 workers) on a free loopback port:
+Against gunicorn as deployed (deploy/gunicorn.conf.py, 2 workers; Redis for the rate limits and the
+broker when REDIS_URL is set) on a free loopback port:
 
 1. ``--registrations`` agents register through ``POST /agent/v1/register`` at
    ``--concurrency``; a tenth of them name new domains, ten registrations per
@@ -12,8 +13,9 @@ Against gunicorn as deployed (deploy/gunicorn.conf.py, 2 workers) on a free loop
    creating one domain twice is exercised; afterwards every new name must exist
    exactly once and every registration must have succeeded;
 2. ``--fleet`` reference agents (agent_api.simulator, each with its own
-   listener on 127.0.0.1) start: register, check in as after a restart, fetch
-   the configuration. The clock stops when all have started. A Virus Pattern is
+   listener on 127.0.0.1) start: one registration each that reports what the
+   agent holds, which is also its restart check-in and answers its
+   configuration. The clock stops when all have started. A Virus Pattern is
    downloaded first when the server holds no component, so the restart
    check-in has something to be behind on; ``--start-behind`` starts the agents
    holding nothing (each then downloads the full file at its restart), as the

@@ -36,6 +36,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -322,7 +323,7 @@ def rollout_stop(*, rollout: Rollout, actor) -> bool:
     return bool(stopped)
 
 
-def held_back_versions(client_id: int | None) -> QuerySet[Rollout]:
+def held_back_versions(client_id: int | None) -> QuerySet[Rollout, Any]:
     """The ids (``version_id``) of versions of held roll-outs (rolling out, halted, stopped) this client
     is not in a started ring of: a query, to read or to use as a subquery (``latest_version_numbers``)."""
     held = Rollout.objects.filter(state__in=HOLDING_STATES)
