@@ -15,9 +15,11 @@ Each request is also counted against its own budget (``AGENT_RATE_LIMIT`` per
 token, which is per client; registrations: ``AGENT_REGISTRATION_RATE_LIMIT``
 per address). That count and the failed-authentication check come before
 the token is looked up, so a client over its rate costs no database query
-either, and they ask the shared cache only when the traffic comes near a
-budget, in one round trip (``ratelimit.admit``): a fleet's heartbeats cost
-the cache nothing.
+either. Both are ``ratelimit.admit``: a process counts a client's first tenth
+of its budget itself and asks about an address only once it has failed
+there, so a fleet's heartbeats cost the shared cache nothing, and an address
+refused elsewhere gets at most one more attempt per process and window; when
+the cache is asked, it is one round trip.
 """
 
 from __future__ import annotations
