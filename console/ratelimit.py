@@ -156,7 +156,7 @@ def admit(
     count_budget, count_key = count
     checked, check_limit, _, check_wait = check_budget._slot(check_key, now)
     counted, count_limit, period, count_wait = count_budget._slot(count_key, now)
-    ask_check = _tallied(checked, now)
+    ask_check = _tallied(checked)
     here = _tally(counted, now, count_wait)
     local_share = count_limit // LOCAL_SHARE
     if here <= local_share:
@@ -229,7 +229,7 @@ def local_counts_clear() -> None:
         _local.clear()
 
 
-def _tallied(cache_key: str, now: float | None) -> bool:
+def _tallied(cache_key: str) -> bool:
     with _local_lock:
         return cache_key in _local
 
