@@ -116,17 +116,20 @@ def component_state(
 # --- What the server holds ------------------------------------------------------------------
 
 
-def latest_version_numbers(*, held_back: Collection[int] | QuerySet[Any] = ()) -> dict[str, int]:
+def latest_version_numbers(*, held_back: Collection[int] = ()) -> dict[str, int]:
     """{component slug: the server's current version number (withdrawn versions never count)}, in one query.
 
-    ``held_back``: ids of versions a staged roll-out does not offer to the client asking, or the query
-    naming them (``rings.held_back_versions``), which then runs inside this one.
+    ``held_back``: ids of versions a staged roll-out does not offer to the client asking.
     """
     return {row["component__slug"]: row["latest"] for row in latest_versions_query(held_back=held_back)}
 
 
 def latest_versions_query(*, held_back: Collection[int] | QuerySet[Any] = ()) -> QuerySet[Any]:
-    """The query behind ``latest_version_numbers``: rows of ``component__slug`` and ``latest``."""
+    """The query behind ``latest_version_numbers``: rows of ``component__slug`` and ``latest``.
+
+    ``held_back`` may also be the query naming those versions (``rings.held_back_versions``), which then
+    runs inside this one (``engine.handover.latest_offered_to``).
+    """
     offered = ComponentVersion.objects.offered().exclude(pk__in=held_back)
     return offered.values("component__slug").annotate(latest=Max("number"))
 
@@ -148,7 +151,7 @@ def known_versions(pairs: Iterable[tuple[str, int]]) -> dict[tuple[str, int], bo
 def client_states(
     reported: object,
     *,
-    held_back: Collection[int] | QuerySet[Any] = (),
+    held_back: Collection[int] = (),
     known: dict[tuple[str, int], bool] | None = None,
     latest: dict[str, int] | None = None,
 ) -> dict[str, str]:
@@ -176,7 +179,7 @@ def client_states(
     return states
 
 
-def outdated_slugs(reported: object, *, held_back: Collection[int] | QuerySet[Any] = ()) -> list[str]:
+def outdated_slugs(reported: object, *, held_back: Collection[int] = ()) -> list[str]:
     """The components the server holds on which a client that reported ``reported`` is behind."""
     return [slug for slug, state in client_states(reported, held_back=held_back).items() if state == OUTDATED]
 
@@ -184,9 +187,8 @@ def outdated_slugs(reported: object, *, held_back: Collection[int] | QuerySet[An
 def update_due_slugs(
     reported: object,
     *,
-    held_back: Collection[int] | QuerySet[Any] = (),
-    known: dict[tuple[str, int], bool] | None = None,
     latest: dict[str, int] | None = None,
+    known: dict[tuple[str, int], bool] | None = None,
 ) -> list[str]:
     """The components an update would bring: outdated ones, and held ones the client never reported.
 
@@ -194,9 +196,11 @@ def update_due_slugs(
     without a component the server holds has missed an update as surely as one
     that is behind, and so has one holding a version withdrawn by a rollback
     (outdated). Clients ahead of the server (inconsistent) are left alone.
-    ``held_back``: versions a staged roll-out does not offer this client.
+    ``latest``: the latest versions offered to this client (what a staged
+    roll-out holds back excluded; read when not given); ``known`` as
+    ``client_states`` takes it.
     """
-    states = client_states(reported, held_back=held_back, known=known, latest=latest)
+    states = client_states(reported, known=known, latest=latest)
     return [slug for slug, state in states.items() if state in (OUTDATED, UNKNOWN)]
 
 

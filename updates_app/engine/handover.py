@@ -106,13 +106,17 @@ _SETTINGS_MODELS: dict[str, type[AutoUpdateSettings] | type[ProxySettings]] = {
 }
 
 
-def _version_subquery(model: type[AutoUpdateSettings] | type[ProxySettings]) -> Subquery:
-    return Subquery(model.objects.filter(pk=1).values(version=RowVersion(model)))
+def _settings_versions_annotations() -> dict[str, Subquery]:
+    """Each settings row's version (``_SETTINGS_MODELS``' aliases), as subqueries to annotate."""
+    return {
+        alias: Subquery(model.objects.filter(pk=1).values(version=RowVersion(model)))
+        for alias, model in _SETTINGS_MODELS.items()
+    }
 
 
 def _client_for_checkin(*, digest: str) -> QuerySet[Client]:
-    versions = {alias: _version_subquery(model) for alias, model in _SETTINGS_MODELS.items()}
     probe = _handover_probe(OuterRef("pk"))
+    versions = _settings_versions_annotations()
     return Client.objects.filter(token_hash=digest).annotate(**probe, **versions).order_by("pk")[:1]
 
 
@@ -147,9 +151,16 @@ def _settings_row(model: type[S], version: str | None, db: str) -> S | None:
     return found
 
 
+def _settings_at(versions: dict[str, Any], db: str) -> tuple[AutoUpdateSettings, ProxySettings]:
+    """Both settings rows at the versions a statement read; a new server creates them on first use
+    (until then the defaults apply)."""
+    auto = _settings_row(AutoUpdateSettings, versions["settings_version"], db) or AutoUpdateSettings.load()
+    proxy = _settings_row(ProxySettings, versions["proxy_version"], db) or ProxySettings(pk=1)
+    return auto, proxy
+
+
 def _settings_versions() -> QuerySet[AutoUpdateSettings]:
-    versions = {alias: _version_subquery(model) for alias, model in _SETTINGS_MODELS.items()}
-    return AutoUpdateSettings.objects.filter(pk=1).only("pk").annotate(**versions)
+    return AutoUpdateSettings.objects.filter(pk=1).only("pk").annotate(**_settings_versions_annotations())
 
 
 _SETTINGS_VERSIONS = CompiledQuery(
@@ -166,10 +177,7 @@ def settings_current() -> tuple[AutoUpdateSettings, ProxySettings]:
     if found is None:  # a new server: the rows are created on first use
         return AutoUpdateSettings.load(), ProxySettings.load()
     row, versions = found
-    db = row._state.db or DEFAULT_DB_ALIAS
-    auto = _settings_row(AutoUpdateSettings, versions["settings_version"], db) or AutoUpdateSettings.load()
-    proxy = _settings_row(ProxySettings, versions["proxy_version"], db) or ProxySettings(pk=1)
-    return auto, proxy
+    return _settings_at(versions, row._state.db or DEFAULT_DB_ALIAS)
 
 
 @dataclass(frozen=True)
@@ -195,10 +203,7 @@ def checkin_client(*, digest: str, now: dt.datetime) -> CheckinRead | None:
     if found is None:
         return None
     client, annotations = found
-    db = client._state.db or DEFAULT_DB_ALIAS
-    # A new server creates the settings rows on first use; until then the defaults apply.
-    auto = _settings_row(AutoUpdateSettings, annotations["settings_version"], db) or AutoUpdateSettings.load()
-    proxy = _settings_row(ProxySettings, annotations["proxy_version"], db) or ProxySettings(pk=1)
+    auto, proxy = _settings_at(annotations, client._state.db or DEFAULT_DB_ALIAS)
     return CheckinRead(client=client, auto=auto, proxy=proxy, handover_due=_handover_due(annotations, now))
 
 
