@@ -93,40 +93,60 @@ def _admit(request, *, budget: Budget, key: str) -> None:
         raise exceptions.Throttled(throttled)
 
 
+def bearer_token(header: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None when the header is not one."""
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > 200:
+        return None
+    return token
+
+
+def agent_principal(request, token: str, *, with_checkin_probe: bool) -> AgentPrincipal:
+    """The client holding ``token``, its request counted against the client's budget first.
+
+    429 for an address over its failed authentications or a client over its
+    rate (before any query); RegisterAgain, counted as a failed
+    authentication, for a token that names no client or a revoked one.
+    ``request`` is Django's or DRF's (only its ``META`` is read).
+    """
+    digest = token_digest(token)
+    _admit(request, budget=Budget("agent", settings.AGENT_RATE_LIMIT), key=f"token-{digest}")
+    principal = _principal(digest, with_checkin_probe=with_checkin_probe)
+    if principal is None:
+        auth_failure_record(request)
+        raise RegisterAgain()
+    client = principal.client
+    if not hmac.compare_digest(client.token_hash, digest) or client.revoked_at:
+        auth_failure_record(request)
+        raise RegisterAgain()
+    return principal
+
+
+def _principal(digest: str, *, with_checkin_probe: bool) -> AgentPrincipal | None:
+    if not with_checkin_probe:
+        client = _CLIENT_BY_TOKEN_HASH.first(digest=digest)
+        return AgentPrincipal(client=client) if client is not None else None
+    # A check-in: the same statement reads the settings and probes for waiting work.
+    found = checkin_client(digest=digest, now=timezone.now())
+    if found is None:
+        return None
+    return AgentPrincipal(client=found.client, checkin_probe=found)
+
+
 class AgentTokenAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request):
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
             return None
-        scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token or len(token) > 200:
+        token = bearer_token(header)
+        if token is None:
             auth_failures_refuse_if_over(request)
             auth_failure_record(request)
             raise exceptions.AuthenticationFailed("Send 'Authorization: Bearer <token>'.")
-        digest = token_digest(token)
-        _admit(request, budget=Budget("agent", settings.AGENT_RATE_LIMIT), key=f"token-{digest}")
         view = (request.parser_context or {}).get("view")
-        principal = self._principal(digest, with_checkin_probe=getattr(view, "reads_checkin_probe", False))
-        if principal is None:
-            auth_failure_record(request)
-            raise RegisterAgain()
-        client = principal.client
-        if not hmac.compare_digest(client.token_hash, digest) or client.revoked_at:
-            auth_failure_record(request)
-            raise RegisterAgain()
-        return principal, token
-
-    @staticmethod
-    def _principal(digest: str, *, with_checkin_probe: bool) -> AgentPrincipal | None:
-        if not with_checkin_probe:
-            client = _CLIENT_BY_TOKEN_HASH.first(digest=digest)
-            return AgentPrincipal(client=client) if client is not None else None
-        # A check-in: the same statement reads the settings and probes for waiting work.
-        found = checkin_client(digest=digest, now=timezone.now())
-        if found is None:
-            return None
-        return AgentPrincipal(client=found.client, checkin_probe=found)
+        with_checkin_probe = getattr(view, "reads_checkin_probe", False)
+        return agent_principal(request, token, with_checkin_probe=with_checkin_probe), token
 
     def authenticate_header(self, request) -> str:
         # Makes DRF answer 401 (not 403) to unauthenticated calls.

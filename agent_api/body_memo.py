@@ -54,6 +54,10 @@ def remember(key: Key, validated: dict[str, Any]) -> None:
     _memo[key] = _copy(validated)
 
 
+def forget_all() -> None:
+    _memo.clear()
+
+
 def _copy(value: Any) -> Any:
     """A copy of validated data (JSON shapes), so no caller can change what is remembered."""
     if isinstance(value, dict):

@@ -85,7 +85,8 @@ def _first_message(detail) -> str:
     return str(detail)
 
 
-def exception_handler(exc, context) -> Response | None:
+def error_response_parts(exc: Exception) -> tuple[int, dict, dict[str, str]] | None:
+    """The status, JSON body and headers answering ``exc``; None for an exception that is not the API's."""
     if isinstance(exc, Http404):
         exc = NotFound()
     if not isinstance(exc, exceptions.APIException):
@@ -109,4 +110,12 @@ def exception_handler(exc, context) -> Response | None:
     auth_header = getattr(exc, "auth_header", None)
     if auth_header:
         headers["WWW-Authenticate"] = auth_header
-    return Response(body, status=exc.status_code, headers=headers)
+    return exc.status_code, body, headers
+
+
+def exception_handler(exc, context) -> Response | None:
+    parts = error_response_parts(exc)
+    if parts is None:
+        return None
+    status_code, body, headers = parts
+    return Response(body, status=status_code, headers=headers)

@@ -81,6 +81,15 @@ def _static_files_from_the_source_folders():
 
 
 @pytest.fixture(autouse=True)
+def fresh_body_memo():
+    """Every test starts with no request body remembered: its first check-in of a body takes DRF's path,
+    a repeat of it the served-before path (agent_api/views.py, CheckinView.dispatch)."""
+    from agent_api import body_memo
+
+    body_memo.forget_all()
+
+
+@pytest.fixture(autouse=True)
 def fresh_rate_limits():
     """Every test starts with full request budgets (they live in the shared cache, Redis under CI).
 

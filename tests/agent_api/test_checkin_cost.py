@@ -158,7 +158,7 @@ def test_a_changed_settings_row_is_read_once_then_held(client, settled, django_a
 def test_repeated_heartbeat_bodies_are_validated_once(client, settled, monkeypatch):
     """A fleet sends the same body over and over (agent_api/body_memo.py)."""
     _, body, auth = settled
-    body_memo._memo.clear()
+    body_memo.forget_all()
     validations = []
     original = CheckinRequest.is_valid
 
@@ -177,7 +177,7 @@ def test_repeated_heartbeat_bodies_are_validated_once(client, settled, monkeypat
 
 def test_an_invalid_body_is_refused_every_time_and_never_remembered(client, settled):
     _, body, auth = settled
-    body_memo._memo.clear()
+    body_memo.forget_all()
     for _ in range(2):
         response = post(client, "/agent/v1/checkin", {**body, "event": "reboot"}, auth)
         assert response.status_code == 400
@@ -285,3 +285,102 @@ def test_the_checkin_statement_is_prepared_once_per_connection(client, settled):
         )
         executions = [row[0] for row in cursor.fetchall()]
     assert len(executions) == 1 and executions[0] >= 3
+
+
+# --- A heartbeat served before: without DRF's request cycle (CheckinView.dispatch) ---------------
+
+
+@pytest.fixture
+def drf_cycles(monkeypatch):
+    """Counts the check-ins that went through DRF's request cycle."""
+    from rest_framework.views import APIView
+
+    counted: list[str] = []
+    original = APIView.initial
+
+    def initial(self, request, *args, **kwargs):
+        counted.append(type(self).__name__)
+        return original(self, request, *args, **kwargs)
+
+    monkeypatch.setattr(APIView, "initial", initial)
+    return counted
+
+
+def _comparable(response):
+    """What an agent sees of a check-in's answer, the server's clock left out."""
+    body = response.json()
+    body.pop("server_time", None)
+    headers = {name: response[name] for name in ("Content-Type", "Allow") if response.has_header(name)}
+    return response.status_code, body, headers
+
+
+def test_a_repeated_heartbeat_skips_drf_and_answers_the_same(client, settled, drf_cycles):
+    _, body, auth = settled
+    body_memo.forget_all()
+    first = post(client, "/agent/v1/checkin", body, auth)
+    again = post(client, "/agent/v1/checkin", body, auth)
+    assert drf_cycles == ["CheckinView"]  # the first only: its body was new
+    assert first.status_code == 200
+    assert _comparable(again) == _comparable(first)
+    assert again["Allow"] == "POST, OPTIONS"
+
+
+def test_a_new_or_invalid_body_or_a_bad_header_takes_drfs_path(client, settled, drf_cycles):
+    _, body, auth = settled
+    body_memo.forget_all()
+    post(client, "/agent/v1/checkin", body, auth)
+    drf_cycles.clear()
+    assert post(client, "/agent/v1/checkin", {**body, "event": "reboot"}, auth).status_code == 400
+    assert post(client, "/agent/v1/checkin", body, {"HTTP_AUTHORIZATION": "Basic abc"}).status_code == 401
+    assert post(client, "/agent/v1/checkin", body, {}).status_code == 401
+    text = client.post("/agent/v1/checkin", "event=heartbeat", content_type="text/plain", **auth)
+    assert text.status_code == 415
+    assert drf_cycles == ["CheckinView"] * 4
+
+
+@pytest.mark.parametrize("served_before", [False, True], ids=["drf", "served-before"])
+def test_a_revoked_or_unknown_token_is_refused_alike_on_both_paths(client, settled, served_before):
+    registered, body, auth = settled
+    body_memo.forget_all()
+    if served_before:
+        post(client, "/agent/v1/checkin", body, auth)
+    Client.objects.filter(pk=registered.pk).update(revoked_at=timezone.now())
+    revoked = post(client, "/agent/v1/checkin", body, auth)
+    unknown = post(client, "/agent/v1/checkin", body, {"HTTP_AUTHORIZATION": "Bearer not-a-token"})
+    for refused in (revoked, unknown):
+        assert refused.status_code == 403
+        assert refused.json()["code"] == "register_again"
+        assert refused["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize("served_before", [False, True], ids=["drf", "served-before"])
+def test_a_client_over_its_rate_is_refused_alike_on_both_paths(
+    client, settled, settings, served_before, drf_cycles, django_assert_num_queries
+):
+    from console.ratelimit import local_counts_clear
+
+    _, body, auth = settled
+    settings.AGENT_RATE_LIMIT = "1/min"
+    local_counts_clear()
+    body_memo.forget_all()
+    assert post(client, "/agent/v1/checkin", body, auth).status_code == 200
+    if not served_before:
+        body_memo.forget_all()
+    drf_cycles.clear()
+    with django_assert_num_queries(0):
+        refused = post(client, "/agent/v1/checkin", body, auth)
+    assert drf_cycles == ([] if served_before else ["CheckinView"])
+    assert refused.status_code == 429
+    assert refused.json()["code"] == "rate_limited"
+    assert int(refused["Retry-After"]) >= 1
+
+
+def test_failed_authentications_count_on_the_served_before_path(client, settled, settings):
+    _, body, auth = settled
+    body_memo.forget_all()
+    post(client, "/agent/v1/checkin", body, auth)  # the body is remembered now
+    settings.AGENT_AUTH_FAILURE_RATE_LIMIT = "2/min"
+    wrong = {"HTTP_AUTHORIZATION": "Bearer not-a-token"}
+    assert [post(client, "/agent/v1/checkin", body, wrong).status_code for _ in range(3)] == [403, 403, 429]
+    # The address is refused now, right token or not.
+    assert post(client, "/agent/v1/checkin", body, auth).status_code == 429
