@@ -50,3 +50,43 @@ def test_parameters_that_do_not_match_the_orm_are_refused():
     )
     with pytest.raises(CompiledQueryMismatch):
         query.first(name="pc-1")
+
+
+def test_literal_parameters_are_written_into_the_statement_and_answer_the_same(django_assert_num_queries):
+    from django.db import connections
+
+    from console.compiled import Literal
+
+    connection = connections["default"]
+    domain = Domain.objects.create(name="HQ")
+    # A quote and a percent sign: quoted as the driver quotes, and never read as a placeholder.
+    awkward = "it's 100% pc-1"
+    for name in (awkward, "pc-2"):
+        Client.objects.create(domain=domain, hostname=name, ip_address="127.0.0.1", listener_port=9)
+    query = CompiledQuery(
+        Client,
+        build=lambda name, port: Client.objects.filter(hostname=name, listener_port=port).order_by("pk")[:1],
+        params=lambda connection, name, port: [Literal(name), port],
+    )
+    with django_assert_num_queries(1):
+        found = query.first(name=awkward, port=9)
+    assert found is not None and found.hostname == awkward
+    sql = query._compiled[connection].sql
+    if connection.vendor == "postgresql":
+        # In the statement (its % doubled, as psycopg reads it); only the port is bound.
+        assert "'it''s 100%% pc-1'" in sql and sql.count("%s") == 1
+    else:
+        assert sql.count("%s") == 2
+    assert query.first(name=awkward, port=10) is None
+
+
+def test_a_literal_that_does_not_match_the_orm_is_refused():
+    from console.compiled import Literal
+
+    query = CompiledQuery(
+        Client,
+        build=lambda name: Client.objects.filter(hostname=name)[:1],
+        params=lambda connection, name: [Literal("someone else")],
+    )
+    with pytest.raises(CompiledQueryMismatch):
+        query.first(name="pc-1")

@@ -28,7 +28,7 @@ from django.db.models import Exists, Model, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from agents_app.models import Client
-from console.compiled import CompiledQuery, RowVersion
+from console.compiled import CompiledQuery, Literal, RowVersion
 from updates_app.compliance import latest_versions_query, update_due_slugs
 from updates_app.engine.claim import claim_released
 from updates_app.engine.rings import held_back_versions
@@ -80,7 +80,7 @@ def _handover_due(annotations: dict[str, Any], now: dt.datetime) -> bool:
 # In the order of the compiled SQL: EXISTS(SELECT 1 ... client, retrying), then (... pending ... LIMIT 1).
 def _handover_probe_params(client_id: int | None) -> list[Any]:
     client = [] if client_id is None else [client_id]
-    return [1, *client, DeliveryStatus.RETRYING, *client, DeliveryStatus.PENDING]
+    return [Literal(1), *client, Literal(DeliveryStatus.RETRYING), *client, Literal(DeliveryStatus.PENDING)]
 
 
 def _settings_and_handover_due(*, client_id: int) -> QuerySet[AutoUpdateSettings]:
@@ -88,7 +88,7 @@ def _settings_and_handover_due(*, client_id: int) -> QuerySet[AutoUpdateSettings
 
 
 def _settings_and_handover_due_params(connection, *, client_id: int) -> list:
-    return [*_handover_probe_params(client_id), 1]
+    return [*_handover_probe_params(client_id), Literal(1)]
 
 
 # Run on every check-in: compiled once (console/compiled.py).
@@ -122,7 +122,7 @@ def _client_for_checkin(*, digest: str) -> QuerySet[Client]:
 
 def _client_for_checkin_params(connection, *, digest: str) -> list:
     # In the order of the compiled SQL: the hand-over probe, each settings row's pk, the token digest.
-    return [*_handover_probe_params(None), *(1 for _ in _SETTINGS_MODELS), digest]
+    return [*_handover_probe_params(None), *(Literal(1) for _ in _SETTINGS_MODELS), digest]
 
 
 _CLIENT_FOR_CHECKIN = CompiledQuery(Client, build=_client_for_checkin, params=_client_for_checkin_params)
@@ -167,7 +167,7 @@ _SETTINGS_VERSIONS = CompiledQuery(
     AutoUpdateSettings,
     build=_settings_versions,
     # Each settings row's pk in the versions' subqueries, then the row's own.
-    params=lambda connection: [*(1 for _ in _SETTINGS_MODELS), 1],
+    params=lambda connection: [*(Literal(1) for _ in _SETTINGS_MODELS), Literal(1)],
 )
 
 
@@ -263,7 +263,7 @@ _LATEST_OFFERED_TO = CompiledQuery(
     ComponentVersion,
     build=lambda client_id: latest_versions_query(held_back=held_back_versions(client_id)),
     # In the order of the compiled SQL: the holding states, EXISTS' 1, the client.
-    params=lambda connection, client_id: [*HOLDING_STATES, 1, client_id],
+    params=lambda connection, client_id: [*(Literal(state) for state in HOLDING_STATES), Literal(1), client_id],
 )
 
 
