@@ -31,7 +31,8 @@ not track prepared statements.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Generic, TypeVar, cast
@@ -39,7 +40,7 @@ from weakref import WeakKeyDictionary
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import CharField, Expression, Model, QuerySet
+from django.db.models import CharField, Expression, Lookup, Model, QuerySet
 from django.db.models.expressions import Col
 from django.db.models.sql.compiler import SQLCompiler
 
@@ -173,6 +174,27 @@ class CompiledQuery(Generic[M]):
         return instance, dict(zip(compiled.annotations, row[width:], strict=True))
 
 
+class RawStatement:
+    """A statement the ORM cannot write (a data-modifying WITH, say), prepared once per connection.
+
+    ``sql(connection)`` writes it for that connection's database, its table and
+    column names taken from the models' metadata; it runs like a
+    ``CompiledQuery`` (prepared on PostgreSQL, counted and logged by Django).
+    """
+
+    def __init__(self, sql: Callable[[BaseDatabaseWrapper], str], *, using: str = DEFAULT_DB_ALIAS) -> None:
+        self.sql = sql
+        self.using = using
+        self._written: WeakKeyDictionary[BaseDatabaseWrapper, str] = WeakKeyDictionary()
+
+    def rows(self, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        connection = connections[self.using]
+        sql = self._written.get(connection)
+        if sql is None:
+            sql = self._written[connection] = self.sql(connection)
+        return [tuple(row) for row in _fetch(connection, sql, list(params), every=True)]
+
+
 def _fetch(connection: BaseDatabaseWrapper, sql: str, params: list[Any], *, every: bool) -> Any:
     """Every row (a list) or the first (or None); on PostgreSQL through a preparing cursor, with the
     connection's health checked lazily.
@@ -210,6 +232,10 @@ def _prepared_fetch(connection: Any, sql: str, params: list[Any], *, every: bool
         cursor = connection._prepare_cursor(_preparing_cursor_class()(connection.connection))
     with cursor:
         cursor.execute(sql, params)
+        if connection.queries_logged and connection.queries_log and connection.queries_log[-1]["sql"] is None:
+            # Django's query log reads the SQL from psycopg, which keeps none for a prepared
+            # execution: log the statement (its parameters bound apart) so DEBUG and tests see it.
+            connection.queries_log[-1]["sql"] = sql
         return cursor.fetchall() if every else cursor.fetchone()
 
 
@@ -228,6 +254,39 @@ def _preparing_cursor_class() -> type:
             return super().execute(query, params, prepare=prepare, binary=binary)  # type: ignore[misc]
 
     return PreparingCursor
+
+
+def any_of_parameter(connection: BaseDatabaseWrapper, values: Iterable[Any]) -> Any:
+    """A list bound as one parameter of ``AnyOf``: an array on PostgreSQL, a JSON array elsewhere."""
+    listed = list(values)
+    return listed if connection.vendor == "postgresql" else json.dumps(listed)
+
+
+class AnyOf(Lookup):
+    """``lhs`` is one of a list of values bound as one parameter: the same SQL whatever the list's length.
+
+    ``IN (%s, %s, ...)`` is another statement for every length, so a query
+    filtering on a list could not be compiled (or prepared) once. Used as an
+    expression: ``filter(AnyOf(F("number"), [1, 2]))``; ``= ANY(array)`` on
+    PostgreSQL, ``IN (SELECT value FROM json_each(...))`` elsewhere (SQLite).
+    ``any_of_parameter`` is the parameter it binds, for ``CompiledQuery``'s
+    declared parameters.
+    """
+
+    lookup_name = "any_of"
+    prepare_rhs = False
+
+    def get_db_prep_lookup(self, value: Any, connection: BaseDatabaseWrapper) -> tuple[str, tuple[Any, ...]]:
+        return "%s", (any_of_parameter(connection, value),)
+
+    def as_sql(self, compiler: Any, connection: BaseDatabaseWrapper) -> tuple[str, tuple[Any, ...]]:
+        # lhs and rhs are SQL the compiler wrote (a column, a placeholder); the values are bound.
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        params = (*lhs_params, *rhs_params)
+        if connection.vendor == "postgresql":
+            return f"{lhs} = ANY({rhs})", params
+        return f"{lhs} IN (SELECT value FROM json_each({rhs}))", params  # noqa: S608
 
 
 class RowVersion(Expression):

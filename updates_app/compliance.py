@@ -49,10 +49,12 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Exists, F, Max, OuterRef, Q, QuerySet
+from django.db import connection, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Exists, F, Field, Max, Model, OuterRef, Q, QuerySet
 
 from agents_app.models import Client, ClientQuerySet
+from console.compiled import AnyOf, CompiledQuery, RawStatement, any_of_parameter
 from updates_app.models import ClientComponent, ClientProfile, Component, ComponentVersion, VersionProfile
 from updates_app.version_labels import reported_number, version_label
 
@@ -134,14 +136,33 @@ def latest_versions_query(*, held_back: Collection[int] | QuerySet[Any] = ()) ->
     return offered.values("component__slug").annotate(latest=Max("number"))
 
 
+def _known_versions_query(slugs: list[str], numbers: list[int]) -> QuerySet[Any]:
+    return (
+        ComponentVersion.objects.filter(AnyOf(F("component__slug"), slugs), AnyOf(F("number"), numbers))
+        .order_by()
+        .values_list("component__slug", "number", "withdrawn_at")
+    )
+
+
+# Every registration and every report that changes a client's versions asks this: compiled once.
+_KNOWN_VERSIONS = CompiledQuery(
+    ComponentVersion,
+    build=_known_versions_query,
+    params=lambda connection, slugs, numbers: [
+        any_of_parameter(connection, slugs),
+        any_of_parameter(connection, numbers),
+    ],
+)
+
+
 def known_versions(pairs: Iterable[tuple[str, int]]) -> dict[tuple[str, int], bool]:
     """Which of these (slug, number) pairs the server has or had: {pair: withdrawn?}, in one query."""
     wanted = set(pairs)
     if not wanted:
         return {}
-    rows = ComponentVersion.objects.filter(
-        component__slug__in={slug for slug, _ in wanted}, number__in={number for _, number in wanted}
-    ).values_list("component__slug", "number", "withdrawn_at")
+    rows = _KNOWN_VERSIONS.rows(
+        slugs=sorted({slug for slug, _ in wanted}), numbers=sorted({number for _, number in wanted})
+    )
     return {(slug, number): withdrawn_at is not None for slug, number, withdrawn_at in rows if (slug, number) in wanted}
 
 
@@ -397,6 +418,52 @@ def _profiles_ensure(changes: Mapping[str, int], versions: Mapping[str, Numbers]
     return found
 
 
+def _new_client_counted_sql(connection: BaseDatabaseWrapper) -> str:
+    quote = connection.ops.quote_name
+
+    def table(model: type[Model]) -> str:
+        return quote(model._meta.db_table)
+
+    def column(model: type[Model], name: str) -> str:
+        field = model._meta.get_field(name)
+        assert isinstance(field, Field) and field.column
+        return quote(field.column)
+
+    profile, link, row = VersionProfile, ClientProfile, ClientComponent
+    # The profile's count first: no profile, no link and no rows (the caller takes the long way).
+    return f"""
+        WITH counted AS (
+            UPDATE {table(profile)} SET {column(profile, "clients")} = {column(profile, "clients")} + 1
+            WHERE {column(profile, "digest")} = %s RETURNING {column(profile, "id")} AS id
+        ), linked AS (
+            INSERT INTO {table(link)} ({column(link, "client")}, {column(link, "profile")})
+            SELECT %s, id FROM counted RETURNING {column(link, "profile")} AS profile_id
+        ), stored AS (
+            INSERT INTO {table(row)} ({column(row, "client")}, {column(row, "component")}, {column(row, "number")})
+            SELECT %s, reported.slug, reported.number
+            FROM unnest(%s::text[], %s::integer[]) AS reported(slug, number)
+            WHERE EXISTS (SELECT 1 FROM linked)
+        )
+        SELECT profile_id FROM linked
+    """  # noqa: S608 (names from the models' metadata; every value is bound)
+
+
+# A fleet's registrations: PostgreSQL only (SQLite, the embedded default, has no data-modifying WITH).
+_NEW_CLIENT_COUNTED = RawStatement(_new_client_counted_sql)
+
+
+def _new_client_counted(client_id: int, digest: str, numbers: Numbers) -> bool:
+    """A new client counted in its existing profile, linked to it, and its rows stored: one statement.
+
+    What ``client_versions_record`` does for a client with nothing on record,
+    when the fleet already holds its set of versions (the registrations of a
+    fleet's start); False, with nothing written, when the profile is new.
+    """
+    slugs = list(numbers)
+    counted = _NEW_CLIENT_COUNTED.rows([digest, client_id, client_id, slugs, [numbers[s] for s in slugs]])
+    return bool(counted)
+
+
 def _tally_move(changes: Mapping[str, int]) -> None:
     """Add ``changes[digest]`` clients to each profile (which must exist).
 
@@ -423,6 +490,8 @@ def client_versions_record(*, client: Client, reported: object, new: bool = Fals
     """
     numbers = reported_numbers(reported)
     digest = profile_digest(numbers)
+    if new and connection.vendor == "postgresql" and _new_client_counted(client.pk, digest, numbers):
+        return True
     link = None if new else ClientProfile.objects.select_related("profile").filter(client=client).first()
     if link is not None and link.profile.digest == digest:
         return False

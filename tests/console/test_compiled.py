@@ -90,3 +90,27 @@ def test_a_literal_that_does_not_match_the_orm_is_refused():
     )
     with pytest.raises(CompiledQueryMismatch):
         query.first(name="pc-1")
+
+
+def test_any_of_matches_what_in_matches_with_one_statement_for_every_length(django_assert_num_queries):
+    from django.db import connections
+    from django.db.models import F
+
+    from console.compiled import AnyOf, any_of_parameter
+
+    domain = Domain.objects.create(name="HQ")
+    for n in range(1, 6):
+        Client.objects.create(domain=domain, hostname=f"pc-{n}", ip_address="127.0.0.1", listener_port=n)
+    query = CompiledQuery(
+        Client,
+        build=lambda ports: Client.objects.filter(AnyOf(F("listener_port"), ports)).order_by().values_list("hostname"),
+        params=lambda connection, ports: [any_of_parameter(connection, ports)],
+    )
+    for ports in ([3], [1, 5, 99], [], list(range(100))):
+        with django_assert_num_queries(1):
+            found = sorted(hostname for (hostname,) in query.rows(ports=ports))
+        assert found == sorted(Client.objects.filter(listener_port__in=ports).values_list("hostname", flat=True))
+    # One statement for every length: compiled once on this connection.
+    assert len(query._compiled) == 1 and query._compiled[connections["default"]].sql.count("%s") == 1
+    # Text values too (the component slugs of compliance.known_versions).
+    assert Client.objects.filter(AnyOf(F("hostname"), ["pc-2", "nobody"])).count() == 1

@@ -309,3 +309,43 @@ def test_the_summary_counts_without_reading_a_client_row(superuser_client, mixed
         assert superuser_client.get(SUMMARY).status_code == 200
     assert not [q["sql"] for q in queries.captured_queries if '"agents_app_client"' in q["sql"]]
     assert not [q["sql"] for q in queries.captured_queries if '"updates_app_clientcomponent"' in q["sql"]]
+
+
+def test_new_clients_are_counted_alike_whether_their_profile_is_new_or_held(domain, django_assert_max_num_queries):
+    """A registration records a client with nothing on record (``new``); a fleet's clients share a profile.
+
+    The first of a set of versions creates its profile; the next ones are counted into it (on
+    PostgreSQL in one statement). Either way: the link, one row per reported component (a value that
+    is no version stored as none) and the profile's count.
+    """
+    from django.db import connection
+
+    from updates_app.models import VersionProfile
+
+    reported = {"virus_pattern": "18.500.00", "legacy_firewall": "not a version"}
+    one_statement = connection.vendor == "postgresql"
+    clients = []
+    for n in range(3):
+        client = Client.objects.create(
+            domain=domain, hostname=f"pc-{n}", ip_address="127.0.0.1", listener_port=9, component_versions=reported
+        )
+        # The first creates the profile (on PostgreSQL after the one statement found none).
+        with django_assert_max_num_queries((1 if n else 7) if one_statement else 6):
+            assert client_versions_record(client=client, reported=reported, new=True) is True
+        clients.append(client)
+    (profile,) = VersionProfile.objects.all()
+    assert profile.clients == 3
+    assert set(ClientProfile.objects.values_list("client_id", "profile_id")) == {(c.pk, profile.pk) for c in clients}
+    assert sorted(ClientComponent.objects.values_list("client_id", "component", "number")) == sorted(
+        (c.pk, slug, number) for c in clients for slug, number in (("legacy_firewall", None), ("virus_pattern", 18500))
+    )
+    # Counted as the rebuild from scratch counts them.
+    before = compliance_counts()
+    compliance_rebuild()
+    assert compliance_counts() == before
+    # A client that reported nothing is counted too (an empty set of versions).
+    for name in ("silent-1", "silent-2"):
+        silent = Client.objects.create(domain=domain, hostname=name, ip_address="127.0.0.1", listener_port=9)
+        client_versions_record(client=silent, reported={}, new=True)
+    assert VersionProfile.objects.get(versions={}).clients == 2
+    assert not ClientComponent.objects.filter(client__hostname__startswith="silent").exists()
