@@ -107,8 +107,10 @@ class RegisterResponse(serializers.Serializer):
 
 
 class CheckinRequest(RequestSerializer):
-    # Its outcome depends on the body alone: a fleet's repeated heartbeats are validated once (body_memo).
+    # Its outcome depends on the body alone: a fleet's repeated heartbeats are validated once (body_memo),
+    # but for the one field that differs from agent to agent, validated on every request.
     validates_shape_only = True
+    per_request_fields = ("signing_key_id",)
 
     event = serializers.ChoiceField(choices=["heartbeat", "restart", "poll"])
     component_versions = VersionsField(required=False, default=dict)

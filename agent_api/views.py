@@ -88,15 +88,15 @@ class AgentView(JSONOnlyView):
         return cast(AgentPrincipal, self.request.user).client
 
     def validated(self, serializer_class) -> dict:
-        key = body_memo.memo_key(serializer_class, self.request)
-        if key is not None and (known := body_memo.remembered(key)) is not None:
+        shape = body_memo.shape_of(serializer_class, self.request)
+        if shape is not None and (known := body_memo.remembered(shape)) is not None:
             return known
         if not isinstance(self.request.data, dict):
             raise drf_serializers.ValidationError({"non_field_errors": ["The body must be a JSON object."]})
         serializer = serializer_class(data=self.request.data)
         serializer.is_valid(raise_exception=True)
-        if key is not None:
-            body_memo.remember(key, serializer.validated_data)
+        if shape is not None:
+            body_memo.remember(shape, serializer.validated_data)
         return serializer.validated_data
 
 
@@ -179,8 +179,8 @@ class CheckinView(AgentView):
         token = bearer_token(request.META.get("HTTP_AUTHORIZATION", ""))
         if token is None:
             return None
-        key = body_memo.memo_key(s.CheckinRequest, request)
-        data = body_memo.remembered(key) if key is not None else None
+        shape = body_memo.shape_of(s.CheckinRequest, request)
+        data = body_memo.remembered(shape) if shape is not None else None
         return (token, data) if data is not None else None
 
     def _json(self, status: int, body: dict, headers: dict[str, str]) -> HttpResponse:

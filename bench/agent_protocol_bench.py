@@ -39,7 +39,15 @@ from benchserver import SECRET, Served, share_settings  # noqa: E402
 
 
 async def register(session, url: str, n: int) -> list[str]:
-    tokens = []
+    """Registers ``n`` agents; their tokens."""
+    return [token for token, _ in await register_with_keys(session, url, n)]
+
+
+async def register_with_keys(session, url: str, n: int) -> list[tuple[str, str]]:
+    """Registers ``n`` agents; each one's token and the id of its signing key (what its heartbeat names)."""
+    from agents_app.signing import decode_key, key_id
+
+    agents = []
     for i in range(n):
         body = {
             "enrollment_secret": SECRET,
@@ -50,8 +58,9 @@ async def register(session, url: str, n: int) -> list[str]:
         }
         async with session.post(url + "/agent/v1/register", json=body) as response:
             response.raise_for_status()
-            tokens.append((await response.json())["token"])
-    return tokens
+            answer = await response.json()
+            agents.append((answer["token"], key_id(decode_key(answer["signing_key"]))))
+    return agents
 
 
 async def hammer(session, make_request, duration: float, concurrency: int) -> tuple[float, int]:
@@ -81,10 +90,12 @@ async def ping_and_quiet_checkin(session, url: str):
     """Request makers for ``hammer``: the trivial view, and heartbeats that change nothing.
 
     64 agents register and report the server's versions and configuration, so
-    every heartbeat afterwards is the quiet one a settled fleet sends.
+    every heartbeat afterwards is the quiet one a settled fleet sends: the
+    reference agent's, naming the signing key it holds (so the answer carries
+    none), a body that differs from agent to agent by that field alone.
     """
-    tokens = await register(session, url, 64)
-    auth = {"Authorization": f"Bearer {tokens[0]}"}
+    agents = await register_with_keys(session, url, 64)
+    auth = {"Authorization": f"Bearer {agents[0][0]}"}
     async with session.get(url + "/agent/v1/manifest", headers=auth) as response:
         latest = {c["component"]: c["latest_version"] for c in (await response.json())["components"]}
     async with session.get(url + "/agent/v1/configuration", headers=auth) as response:
@@ -92,8 +103,9 @@ async def ping_and_quiet_checkin(session, url: str):
     body = {"event": "heartbeat", "component_versions": latest, "config_version": config_version}
 
     def checkin(i: int):
-        headers = {"Authorization": f"Bearer {tokens[i % len(tokens)]}"}
-        return "POST", url + "/agent/v1/checkin", {"json": body, "headers": headers}
+        token, own_key = agents[i % len(agents)]
+        headers = {"Authorization": f"Bearer {token}"}
+        return "POST", url + "/agent/v1/checkin", {"json": {**body, "signing_key_id": own_key}, "headers": headers}
 
     def ping(i: int):
         return "GET", url + "/agent/v1/ping", {}

@@ -56,8 +56,9 @@ def address_for(index: int) -> str:
     return f"127.{64 + index // 62500}.{(index // 250) % 250}.{1 + index % 250}"
 
 
-def seed_fleet(count: int, heartbeat: int, seed: int) -> tuple[dict[str, str], str, list[float]]:
-    """Insert the soak clients; returns (their reported versions, their config version, seconds since last contact)."""
+def seed_fleet(count: int, heartbeat: int, seed: int) -> tuple[dict[str, str], str, list[float], list[str]]:
+    """Insert the soak clients; returns (their reported versions, their config version, seconds since last
+    contact, the id of each one's signing key, which its heartbeat names as the reference agent's does)."""
     import datetime as dt
 
     from django.db import connection, transaction
@@ -66,6 +67,7 @@ def seed_fleet(count: int, heartbeat: int, seed: int) -> tuple[dict[str, str], s
     from agent_api.authentication import token_digest
     from agents_app.models import Client, ConnectionStatus, Domain
     from agents_app.services import domain_create
+    from agents_app.signing import client_signing_key, key_id
     from updates_app.components import component_download, component_resolve
     from updates_app.configuration import ConfigurationBuilder
     from updates_app.models import ComponentVersion, Delivery
@@ -110,7 +112,9 @@ def seed_fleet(count: int, heartbeat: int, seed: int) -> tuple[dict[str, str], s
         Client.objects.bulk_create(batch)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE agents_app_client")
-    return latest, config_version, ages
+    guids = Client.objects.filter(hostname__startswith=HOST_PREFIX).order_by("hostname").values_list("guid", flat=True)
+    key_ids = [key_id(client_signing_key(str(guid))) for guid in guids]
+    return latest, config_version, ages, key_ids
 
 
 class Stats:
@@ -127,7 +131,9 @@ class Stats:
         self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
 
 
-async def soak(url: str, count: int, heartbeat: float, ages: list[float], seconds: float, body: dict, server) -> Stats:
+async def soak(
+    url: str, count: int, heartbeat: float, ages: list[float], seconds: float, body: dict, key_ids: list[str], server
+) -> Stats:
     stats = Stats()
     started = time.monotonic()
     stop_at = started + seconds
@@ -143,7 +149,8 @@ async def soak(url: str, count: int, heartbeat: float, ages: list[float], second
         sent = time.monotonic()
         stats.late_max = max(stats.late_max, sent - scheduled)
         try:
-            async with session.post(url + "/agent/v1/checkin", json=body, headers=headers) as response:
+            own = {**body, "signing_key_id": key_ids[index]}
+            async with session.post(url + "/agent/v1/checkin", json=own, headers=headers) as response:
                 data = await response.json(content_type=None)
                 if response.status != 200:
                     stats.error(f"http {response.status} {data.get('code', '')}")
@@ -224,7 +231,7 @@ def main() -> None:
         heartbeat = settings.AGENT_HEARTBEAT_SECONDS
         print(f"seeding {args.agents} agents (heartbeat {heartbeat} s) ...", flush=True)
         began = time.monotonic()
-        versions, config_version, ages = seed_fleet(args.agents, heartbeat, args.seed)
+        versions, config_version, ages, key_ids = seed_fleet(args.agents, heartbeat, args.seed)
         print(f"seeded in {time.monotonic() - began:.0f} s; versions {versions}", flush=True)
         server.start()
         print(
@@ -234,7 +241,7 @@ def main() -> None:
         )
         body = {"event": "heartbeat", "component_versions": versions, "config_version": config_version}
         cpu_before, wall_before = server.cpu_seconds(), time.monotonic()
-        stats = asyncio.run(soak(server.url, args.agents, heartbeat, ages, args.seconds, body, server))
+        stats = asyncio.run(soak(server.url, args.agents, heartbeat, ages, args.seconds, body, key_ids, server))
         cpu, wall = server.cpu_seconds() - cpu_before, time.monotonic() - wall_before
     latencies = sorted(stats.latencies)
     print(

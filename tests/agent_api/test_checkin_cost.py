@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import psycopg
 import pytest
@@ -186,12 +187,66 @@ def test_an_invalid_body_is_refused_every_time_and_never_remembered(client, sett
 
 
 def test_what_a_remembered_body_answers_cannot_be_changed_by_its_caller():
-    key = (CheckinRequest, "application/json", b"{}")
-    body_memo.remember(key, {"component_versions": {"virus_pattern": "1.0"}})
-    first = body_memo.remembered(key)
+    from django.test import RequestFactory
+
+    request = RequestFactory().post(
+        "/agent/v1/checkin", {"event": "heartbeat", "component_versions": {"virus_pattern": "1.0"}}, "application/json"
+    )
+    shape = body_memo.shape_of(CheckinRequest, request)
+    assert shape is not None
+    body_memo.remember(shape, {"event": "heartbeat", "component_versions": {"virus_pattern": "1.0"}})
+    first = body_memo.remembered(shape)
     assert first is not None
     first["component_versions"]["virus_pattern"] = "2.0"
-    assert body_memo.remembered(key) == {"component_versions": {"virus_pattern": "1.0"}}
+    assert body_memo.remembered(shape)["component_versions"] == {"virus_pattern": "1.0"}
+
+
+def _key_id(answer: dict) -> str:
+    from agents_app.signing import decode_key, key_id
+
+    return key_id(decode_key(answer["signing_key"]))
+
+
+def test_a_fleet_naming_each_its_own_key_is_validated_once(client, settled, register, monkeypatch):
+    """The reference agent's heartbeat names its signing key: the one field that differs per agent."""
+    _, body, auth = settled
+    agents = [(auth, None)]
+    for n in range(2):
+        data, other_auth = register(hostname=f"pc-{n + 2}", ip_address=f"127.0.0.{n + 2}")
+        post(client, "/agent/v1/checkin", body, other_auth)  # the registration's restart rule aside
+        agents.append((other_auth, data))
+    body_memo.forget_all()
+    validations = []
+    original = CheckinRequest.is_valid
+
+    def counted(self, *args, **kwargs):
+        validations.append(self.initial_data)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(CheckinRequest, "is_valid", counted)
+    own_keys = []
+    for agent_auth, _ in agents:
+        first = post(client, "/agent/v1/checkin", body, agent_auth).json()  # learns its key
+        own_keys.append(_key_id(first))
+    for (agent_auth, _), own in zip(agents, own_keys, strict=True):
+        # The same content spaced and ordered otherwise, naming this agent's key: nothing to hand over.
+        spaced = json.dumps({"signing_key_id": own, **dict(reversed(list(body.items())))}, indent=2)
+        answer = client.post("/agent/v1/checkin", spaced, content_type="application/json", **agent_auth)
+        assert answer.status_code == 200 and answer.json()["signing_key"] is None
+        # Another agent's key id: the answer hands over this agent's own key.
+        other = next(k for k in own_keys if k != own)
+        answer = post(client, "/agent/v1/checkin", {**body, "signing_key_id": other}, agent_auth).json()
+        assert _key_id(answer) == own
+    assert len(validations) == 1
+
+
+def test_an_invalid_own_field_is_refused_even_when_the_rest_is_remembered(client, settled):
+    _, body, auth = settled
+    body_memo.forget_all()
+    assert post(client, "/agent/v1/checkin", body, auth).status_code == 200
+    refused = post(client, "/agent/v1/checkin", {**body, "signing_key_id": "not-a-key-id"}, auth)
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "invalid" and "signing_key_id" in refused.json()["errors"]
 
 
 def test_agents_get_json_whatever_their_accept_header_says(client, settled):
