@@ -156,18 +156,24 @@ def test_a_changed_settings_row_is_read_once_then_held(client, settled, django_a
         assert post(client, "/agent/v1/checkin", body, auth).status_code == 200
 
 
-def test_repeated_heartbeat_bodies_are_validated_once(client, settled, monkeypatch):
-    """A fleet sends the same body over and over (agent_api/body_memo.py)."""
-    _, body, auth = settled
-    body_memo.forget_all()
-    validations = []
+@pytest.fixture
+def validations(monkeypatch):
+    """The check-in bodies the serializer validated."""
+    seen: list[dict] = []
     original = CheckinRequest.is_valid
 
     def counted(self, *args, **kwargs):
-        validations.append(self.initial_data)
+        seen.append(self.initial_data)
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(CheckinRequest, "is_valid", counted)
+    return seen
+
+
+def test_repeated_heartbeat_bodies_are_validated_once(client, settled, validations):
+    """A fleet sends the same body over and over (agent_api/body_memo.py)."""
+    _, body, auth = settled
+    body_memo.forget_all()
     for _ in range(3):
         assert post(client, "/agent/v1/checkin", body, auth).status_code == 200
     assert len(validations) == 1
@@ -207,7 +213,7 @@ def _key_id(answer: dict) -> str:
     return key_id(decode_key(answer["signing_key"]))
 
 
-def test_a_fleet_naming_each_its_own_key_is_validated_once(client, settled, register, monkeypatch):
+def test_a_fleet_naming_each_its_own_key_is_validated_once(client, settled, register, validations):
     """The reference agent's heartbeat names its signing key: the one field that differs per agent."""
     _, body, auth = settled
     agents = [(auth, None)]
@@ -216,14 +222,7 @@ def test_a_fleet_naming_each_its_own_key_is_validated_once(client, settled, regi
         post(client, "/agent/v1/checkin", body, other_auth)  # the registration's restart rule aside
         agents.append((other_auth, data))
     body_memo.forget_all()
-    validations = []
-    original = CheckinRequest.is_valid
-
-    def counted(self, *args, **kwargs):
-        validations.append(self.initial_data)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(CheckinRequest, "is_valid", counted)
+    validations.clear()
     own_keys = []
     for agent_auth, _ in agents:
         first = post(client, "/agent/v1/checkin", body, agent_auth).json()  # learns its key
