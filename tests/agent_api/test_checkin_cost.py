@@ -216,18 +216,18 @@ def _key_id(answer: dict) -> str:
 def test_a_fleet_naming_each_its_own_key_is_validated_once(client, settled, register, validations):
     """The reference agent's heartbeat names its signing key: the one field that differs per agent."""
     _, body, auth = settled
-    agents = [(auth, None)]
+    agents = [auth]
     for n in range(2):
-        data, other_auth = register(hostname=f"pc-{n + 2}", ip_address=f"127.0.0.{n + 2}")
+        _, other_auth = register(hostname=f"pc-{n + 2}", ip_address=f"127.0.0.{n + 2}")
         post(client, "/agent/v1/checkin", body, other_auth)  # the registration's restart rule aside
-        agents.append((other_auth, data))
+        agents.append(other_auth)
     body_memo.forget_all()
     validations.clear()
     own_keys = []
-    for agent_auth, _ in agents:
+    for agent_auth in agents:
         first = post(client, "/agent/v1/checkin", body, agent_auth).json()  # learns its key
         own_keys.append(_key_id(first))
-    for (agent_auth, _), own in zip(agents, own_keys, strict=True):
+    for agent_auth, own in zip(agents, own_keys, strict=True):
         # The same content spaced and ordered otherwise, naming this agent's key: nothing to hand over.
         spaced = json.dumps({"signing_key_id": own, **dict(reversed(list(body.items())))}, indent=2)
         answer = client.post("/agent/v1/checkin", spaced, content_type="application/json", **agent_auth)
