@@ -1,10 +1,13 @@
 """The update engine's data, one module per idea (the README's headings).
 
+- ``singleton``: what every singleton settings row shares (pk=1, ``load()``,
+  revision, who saved last) and ``Range``, each number field's range stated once;
 - ``settings``: the singleton settings rows (Automatic Update, proxy settings);
 - ``components``: components and their versions;
 - ``runs``: update runs and their deliveries (the delivery engine's rows);
 - ``compliance``: what each client holds, as numbers and tallies;
-- ``rollouts``: the staged roll-out policy and each roll-out's rings.
+- ``rollouts``: the staged roll-out policy (a singleton settings row too) and
+  each roll-out's rings.
 
 Everything is importable from ``updates_app.models`` as before.
 """

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from updates_app.models.components import ComponentVersion
 from updates_app.models.runs import UpdateRun
+from updates_app.models.singleton import Range, SingletonSettings
+
+# The ranges of the policy's number fields, stated once (validators, help texts, form messages).
+SHARE_PERCENT = Range(0, 100)
+SOAK_MINUTES = Range(1, 2880)
+HALT_PERCENT = Range(1, 100)
+HALT_MIN_COUNT = Range(1, 100000)
 
 
-class RolloutPolicy(models.Model):
+class RolloutPolicy(SingletonSettings):
     """Staged roll-out of event-triggered updates (an improvement over the original): a single row (pk=1).
 
     Off by default: the seed's behaviour (the whole fleet at once) stays the
@@ -35,34 +41,40 @@ class RolloutPolicy(models.Model):
     ring1_percent = models.PositiveSmallIntegerField(
         "Ring 1 share",
         default=5,
-        validators=[MinValueValidator(0), MaxValueValidator(100)],
-        help_text="0 to 100 % of the eligible clients, chosen at random but always the same ones for a client.",
+        validators=SHARE_PERCENT.validators(),
+        help_text=(
+            f"{SHARE_PERCENT} % of the eligible clients, chosen at random but always the same ones for a client."
+        ),
     )
     ring2_percent = models.PositiveSmallIntegerField(
         "Ring 2 share",
         default=0,
-        validators=[MinValueValidator(0), MaxValueValidator(100)],
-        help_text="0 (no second ring) to 100 % of the eligible clients, counting ring 1's random share; above ring 1's.",
+        validators=SHARE_PERCENT.validators(),
+        help_text=(
+            f"{SHARE_PERCENT.low} (no second ring) to {SHARE_PERCENT.high} % of the eligible clients, "
+            "counting ring 1's random share; above ring 1's."
+        ),
     )
     soak_minutes = models.PositiveIntegerField(
         "Soak time",
         default=60,
-        validators=[MinValueValidator(1), MaxValueValidator(2880)],
-        help_text="1 to 2880 minutes to watch a ring's reports before the next ring starts.",
+        validators=SOAK_MINUTES.validators(),
+        help_text=f"{SOAK_MINUTES} minutes to watch a ring's reports before the next ring starts.",
     )
     halt_percent = models.PositiveSmallIntegerField(
         "Halt when",
         default=10,
-        validators=[MinValueValidator(1), MaxValueValidator(100)],
-        help_text="1 to 100 % of the ring reported a failed update or fell silent after updating ...",
+        validators=HALT_PERCENT.validators(),
+        help_text=f"{HALT_PERCENT} % of the ring reported a failed update or fell silent after updating ...",
     )
     halt_min_count = models.PositiveIntegerField(
         "and at least",
         default=2,
-        validators=[MinValueValidator(1), MaxValueValidator(100000)],
-        help_text="... this many clients (1 or more), so one client alone cannot halt a small ring.",
+        validators=HALT_MIN_COUNT.validators(),
+        help_text=(
+            f"... this many clients ({HALT_MIN_COUNT.low} or more), so one client alone cannot halt a small ring."
+        ),
     )
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         verbose_name = "staged roll-out policy"
@@ -71,11 +83,6 @@ class RolloutPolicy(models.Model):
 
     def __str__(self) -> str:
         return "Staged roll-out policy"
-
-    @classmethod
-    def load(cls) -> RolloutPolicy:
-        obj, _ = cls.objects.get_or_create(pk=1)
-        return obj
 
 
 class RolloutState(models.TextChoices):

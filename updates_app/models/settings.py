@@ -1,12 +1,15 @@
-"""The server's singleton settings rows: Automatic Update and the proxy for client component updates."""
+"""The server's singleton settings rows: Automatic Update and the proxy for client component updates.
+
+Their common part (pk=1, ``load()``, revision, who saved last) is ``SingletonSettings``.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+
+from updates_app.models.singleton import Range, SingletonSettings
 
 
 class Frequency(models.TextChoices):
@@ -28,6 +31,13 @@ FREQUENCY_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
+# The ranges of the number fields, stated once (validators, check constraints, help texts, form messages).
+INTERVAL_MINUTES = Range(1, 59)
+INTERVAL_HOURS = Range(1, 24)
+PERIOD_HOURS = Range(1, 24)
+PORT = Range(1, 65535)
+
+
 class Weekday(models.IntegerChoices):
     # Python's date.weekday() numbering.
     MONDAY = 0, "Monday"
@@ -39,7 +49,7 @@ class Weekday(models.IntegerChoices):
     SUNDAY = 6, "Sunday"
 
 
-class AutoUpdateSettings(models.Model):
+class AutoUpdateSettings(SingletonSettings):
     """The server's Automatic Update settings: a single row (pk=1).
 
     Defaults for a new server (what ``load()`` creates):
@@ -103,14 +113,14 @@ class AutoUpdateSettings(models.Model):
     interval_minutes = models.PositiveSmallIntegerField(
         "Every",
         default=30,
-        validators=[MinValueValidator(1), MaxValueValidator(59)],
-        help_text="1 to 59 minutes.",
+        validators=INTERVAL_MINUTES.validators(),
+        help_text=f"{INTERVAL_MINUTES} minutes.",
     )
     interval_hours = models.PositiveSmallIntegerField(
         "Every",
         default=1,
-        validators=[MinValueValidator(1), MaxValueValidator(24)],
-        help_text="1 to 24 hours.",
+        validators=INTERVAL_HOURS.validators(),
+        help_text=f"{INTERVAL_HOURS} hours.",
     )
     config_once_per_day = models.BooleanField(
         "Update client configurations only once per day",
@@ -130,19 +140,14 @@ class AutoUpdateSettings(models.Model):
     period_hours = models.PositiveSmallIntegerField(
         "Time period",
         default=2,
-        validators=[MinValueValidator(1), MaxValueValidator(24)],
+        validators=PERIOD_HOURS.validators(),
         help_text=(
-            "1 to 24 hours. The server notifies all online clients at random moments from the start time until "
+            f"{PERIOD_HOURS} hours. The server notifies all online clients at random moments from the start time until "
             "the end of this period, so they do not all connect to the server at once. For example, with a start "
             "time of 12:00 and a time period of 2 hours, clients are notified from 12:00 until 14:00."
         ),
     )
     weekday = models.PositiveSmallIntegerField("Day of the week", choices=Weekday.choices, null=True, blank=True)
-
-    # Optimistic concurrency: a save must name the revision it was edited from.
-    revision = models.PositiveIntegerField(default=1)
-    updated_at = models.DateTimeField(auto_now=True)
-    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
 
     class Meta:
         verbose_name = "Automatic Update settings"
@@ -152,14 +157,10 @@ class AutoUpdateSettings(models.Model):
             models.CheckConstraint(condition=models.Q(pk=1), name="autoupdate_singleton"),
             models.CheckConstraint(condition=models.Q(frequency__in=Frequency.values), name="autoupdate_frequency"),
             models.CheckConstraint(
-                condition=models.Q(interval_minutes__gte=1, interval_minutes__lte=59), name="autoupdate_minutes_range"
+                condition=INTERVAL_MINUTES.check("interval_minutes"), name="autoupdate_minutes_range"
             ),
-            models.CheckConstraint(
-                condition=models.Q(interval_hours__gte=1, interval_hours__lte=24), name="autoupdate_hours_range"
-            ),
-            models.CheckConstraint(
-                condition=models.Q(period_hours__gte=1, period_hours__lte=24), name="autoupdate_period_range"
-            ),
+            models.CheckConstraint(condition=INTERVAL_HOURS.check("interval_hours"), name="autoupdate_hours_range"),
+            models.CheckConstraint(condition=PERIOD_HOURS.check("period_hours"), name="autoupdate_period_range"),
             models.CheckConstraint(
                 condition=models.Q(weekday__isnull=True) | models.Q(weekday__gte=0, weekday__lte=6),
                 name="autoupdate_weekday_range",
@@ -177,19 +178,8 @@ class AutoUpdateSettings(models.Model):
     def __str__(self) -> str:
         return "Automatic Update settings"
 
-    @classmethod
-    def load(cls) -> AutoUpdateSettings:
-        obj, _ = cls.objects.get_or_create(pk=1)
-        return obj
 
-
-def _port_ok(prefix: str) -> models.Q:
-    return models.Q(**{f"{prefix}_port__isnull": True}) | models.Q(
-        **{f"{prefix}_port__gte": 1, f"{prefix}_port__lte": 65535}
-    )
-
-
-class ProxySettings(models.Model):
+class ProxySettings(SingletonSettings):
     """Proxy for client component updates (Administration > Proxy Settings): a single row (pk=1).
 
     Which proxy a client uses (agent_api/simulator/proxy.py follows these rules):
@@ -221,7 +211,7 @@ class ProxySettings(models.Model):
         help_text="Clients use this proxy for automatic updates when no automatic proxy setting applies.",
     )
     internal_host = models.CharField("Proxy server", max_length=253, blank=True)
-    internal_port = models.PositiveIntegerField("Port", null=True, blank=True)
+    internal_port = models.PositiveIntegerField("Port", null=True, blank=True, validators=PORT.validators())
     internal_username = models.CharField("User name", max_length=150, blank=True)
     internal_password = models.CharField(max_length=500, blank=True, editable=False)  # encrypted
 
@@ -233,21 +223,17 @@ class ProxySettings(models.Model):
         "to the ActiveUpdate server.",
     )
     external_host = models.CharField("Proxy server", max_length=253, blank=True)
-    external_port = models.PositiveIntegerField("Port", null=True, blank=True)
+    external_port = models.PositiveIntegerField("Port", null=True, blank=True, validators=PORT.validators())
     external_username = models.CharField("User name", max_length=150, blank=True)
     external_password = models.CharField(max_length=500, blank=True, editable=False)  # encrypted
-
-    revision = models.PositiveIntegerField(default=1)
-    updated_at = models.DateTimeField(auto_now=True)
-    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
 
     class Meta:
         verbose_name = "proxy settings"
         verbose_name_plural = "proxy settings"
         constraints = [
             models.CheckConstraint(condition=models.Q(pk=1), name="proxy_singleton"),
-            models.CheckConstraint(condition=_port_ok("internal"), name="proxy_internal_port_range"),
-            models.CheckConstraint(condition=_port_ok("external"), name="proxy_external_port_range"),
+            models.CheckConstraint(condition=PORT.check("internal_port", null=True), name="proxy_internal_port_range"),
+            models.CheckConstraint(condition=PORT.check("external_port", null=True), name="proxy_external_port_range"),
             models.CheckConstraint(
                 condition=models.Q(internal_enabled=False)
                 | (~models.Q(internal_host="") & models.Q(internal_port__isnull=False)),
@@ -265,8 +251,3 @@ class ProxySettings(models.Model):
 
     def __str__(self) -> str:
         return "Proxy settings"
-
-    @classmethod
-    def load(cls) -> ProxySettings:
-        obj, _ = cls.objects.get_or_create(pk=1)
-        return obj
