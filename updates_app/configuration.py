@@ -11,12 +11,12 @@ The document (schema 1)::
       "schema": 1,
       "schedule": {                      # only what applies to the frequency
         "frequency": "minutes" | "hours" | "daily" | "weekly",
-        "interval_minutes": 1..59,       # minutes
-        "interval_hours": 1..24,         # hours
+        "interval_minutes": int,         # minutes (ranges: updates_app/models/settings.py)
+        "interval_hours": int,           # hours
         "config_once_per_day": bool,     # minutes, hours: components every interval, configuration once a day
         "start_time": "HH:MM",           # daily, weekly: wall-clock time in "time_zone"
         "time_zone": "Europe/Berlin",    # daily, weekly: the server's TIME_ZONE
-        "period_hours": 1..24,           # daily, weekly
+        "period_hours": int,             # daily, weekly
         "weekday": 0..6                  # weekly: 0 = Monday
       },
       "event_triggered": {

@@ -11,16 +11,13 @@ import datetime as dt
 import math
 import random
 from dataclasses import dataclass, field
-from typing import Any
 
-from django import forms
 from django.utils import timezone
 
-from updates_app.autoupdate import AUDIT_LABELS
 from updates_app.engine.planner import agent_scheduled_clients, schedule_eligible_clients
 from updates_app.engine.spread import per_minute_counts, spread_offsets
 from updates_app.engine.windows import Window, next_window_after
-from updates_app.models import FREQUENCY_FIELDS, AutoUpdateSettings, Frequency, Weekday
+from updates_app.models import Frequency
 
 # A fixed seed: the preview re-renders on every change, and its histogram
 # should change because the settings did, not because of a new draw.
@@ -28,73 +25,6 @@ PREVIEW_SEED = 0
 # Bars in the histogram: a 24-hour period is shown in 48 bars of 30 minutes.
 MAX_BARS = 60
 SVG_WIDTH, SVG_HEIGHT = 480, 120
-
-PREVIEW_FIELDS = ("frequency", "start_time", "period_hours", "weekday", "interval_minutes", "interval_hours")
-
-
-class SchedulePreviewForm(forms.Form):
-    """The schedule fields of the Automatic Update form, as query parameters.
-
-    Only the fields the chosen frequency uses are required and checked: the
-    screen sends every field, but a Minute(s) schedule has no start time, so a
-    half-typed start time must not hide its preview.
-    """
-
-    frequency = forms.ChoiceField(choices=Frequency.choices)
-    start_time = forms.TimeField(required=False, input_formats=["%H:%M", "%H:%M:%S"])
-    period_hours = forms.IntegerField(required=False, min_value=1, max_value=24)
-    weekday = forms.TypedChoiceField(choices=Weekday.choices, coerce=int, required=False, empty_value=None)
-    interval_minutes = forms.IntegerField(required=False, min_value=1, max_value=59)
-    interval_hours = forms.IntegerField(required=False, min_value=1, max_value=24)
-    # A checkbox: absent from the query means off, as in a submitted form.
-    config_once_per_day = forms.BooleanField(required=False)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # Errors name the field as the screen does ("Interval (minutes)"), not by its identifier.
-        for name, bound in self.fields.items():
-            bound.label = AUDIT_LABELS.get(name, bound.label)
-
-    def error_list(self) -> list[str]:
-        """Every error as "Label: message", in the order of the fields."""
-        lines = [str(error) for error in self.non_field_errors()]
-        for name, field_ in self.fields.items():
-            lines += [f"{field_.label}: {error}" for error in self.errors.get(name, [])]
-        return lines
-
-    def clean(self) -> dict[str, Any]:
-        super().clean()
-        cleaned = self.cleaned_data
-        frequency = cleaned.get("frequency")
-        if frequency is None:
-            return cleaned
-        # Every field the frequency uses but the checkbox, which is simply off when absent.
-        needed = [name for name in FREQUENCY_FIELDS[frequency] if name != "config_once_per_day"]
-        for name in list(self.errors):
-            if name in PREVIEW_FIELDS and name not in needed and name != "frequency":
-                del self.errors[name]
-                cleaned[name] = None
-        for name in needed:
-            if cleaned.get(name) is None and name not in self.errors:
-                self.add_error(name, "This field is required for this frequency.")
-        return cleaned
-
-
-def preview_form_for(query) -> SchedulePreviewForm:
-    """The form bound to the query, or to the saved settings when the query names no schedule field."""
-    if not any(name in query for name in PREVIEW_FIELDS):
-        config = AutoUpdateSettings.load()
-        query = {
-            "frequency": config.frequency,
-            "start_time": config.start_time.strftime("%H:%M"),
-            "period_hours": config.period_hours,
-            "weekday": "" if config.weekday is None else config.weekday,
-            "interval_minutes": config.interval_minutes,
-            "interval_hours": config.interval_hours,
-        }
-        if config.config_once_per_day:
-            query["config_once_per_day"] = "on"
-    return SchedulePreviewForm(query)
 
 
 @dataclass
@@ -144,7 +74,7 @@ def schedule_preview(
     rng: random.Random | None = None,
 ) -> SchedulePreview:
     now = now or timezone.now()
-    # SchedulePreviewForm requires the fields each frequency uses (FREQUENCY_FIELDS).
+    # The preview's form (updates_app/forms/schedule.py) requires the fields each frequency uses.
     if frequency in (Frequency.MINUTES, Frequency.HOURS):
         minutes = interval_minutes if frequency == Frequency.MINUTES else (interval_hours or 0) * 60
         assert minutes

@@ -1,4 +1,8 @@
-"""The Automatic Update screen: rules, bad input, audit, permissions, concurrent saves."""
+"""The Automatic Update screen: rules, bad input, audit, permissions, a stale save.
+
+The save every settings screen shares (revision check, concurrent saves, audit
+words) is tested once, in test_settings_save.py.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,6 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from console.models import AuditEntry
-from updates_app.autoupdate import StaleSettings, autoupdate_settings_save
 from updates_app.models import AutoUpdateSettings, Frequency
 
 pytestmark = pytest.mark.django_db
@@ -178,7 +181,7 @@ def test_a_missing_hidden_field_is_fine_too(superuser_client):
 BAD_INPUT = [
     ({"frequency": "minutes", "interval_minutes": "0"}, "interval_minutes", "Enter 1 to 59 minutes."),
     ({"frequency": "minutes", "interval_minutes": "60"}, "interval_minutes", "Enter 1 to 59 minutes."),
-    ({"frequency": "minutes", "interval_minutes": "ten"}, "interval_minutes", "whole number of minutes"),
+    ({"frequency": "minutes", "interval_minutes": "ten"}, "interval_minutes", "Enter 1 to 59 minutes."),
     ({"frequency": "hours", "interval_hours": "0"}, "interval_hours", "Enter 1 to 24 hours."),
     ({"frequency": "hours", "interval_hours": "25"}, "interval_hours", "Enter 1 to 24 hours."),
     ({"start_time": "25:00"}, "start_time", "Enter a time as HH:MM"),
@@ -203,7 +206,7 @@ def test_bad_input_gets_a_field_error_and_saves_nothing(superuser_client, overri
     form = response.context["form"]
     assert field in form.errors, form.errors
     assert message in " ".join(form.errors[field])
-    assert "The settings were not saved" in response.content.decode()
+    assert "The Automatic Update settings were not saved" in response.content.decode()
     assert snapshot() == before
     assert AuditEntry.objects.count() == 0
 
@@ -371,54 +374,6 @@ def test_a_stale_save_is_refused_and_shows_the_new_values(superuser_client, chan
     # and saving again from the refreshed page works
     assert superuser_client.post(URL, form_data(period_hours="8")).status_code == 302
     assert AutoUpdateSettings.load().period_hours == 8
-
-
-def test_the_service_refuses_a_stale_revision(admin_user_obj):
-    AutoUpdateSettings.load()
-    autoupdate_settings_save(actor=admin_user_obj, revision=1, values={"period_hours": 3})
-    with pytest.raises(StaleSettings) as refused:
-        autoupdate_settings_save(actor=admin_user_obj, revision=1, values={"period_hours": 4})
-    assert refused.value.current.period_hours == 3
-    assert AutoUpdateSettings.load().revision == 2
-
-
-def test_the_service_refuses_unknown_columns(admin_user_obj):
-    with pytest.raises(ValueError, match="revision"):
-        autoupdate_settings_save(actor=admin_user_obj, revision=1, values={"revision": 9})
-
-
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_concurrent_saves_from_two_connections_one_wins(admin_user_obj):
-    """Two threads (two database connections) save from the same revision at once."""
-    import threading
-
-    from django.db import connection
-
-    AutoUpdateSettings.load()
-    barrier = threading.Barrier(2)
-    outcomes: list[str] = []
-
-    def save(period: int) -> None:
-        try:
-            barrier.wait()
-            autoupdate_settings_save(actor=admin_user_obj, revision=1, values={"period_hours": period})
-            outcomes.append("saved")
-        except StaleSettings:
-            outcomes.append("stale")
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=save, args=(p,)) for p in (5, 6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(outcomes) == ["saved", "stale"]
-    auto = AutoUpdateSettings.load()
-    assert auto.revision == 2
-    assert auto.period_hours in (5, 6)
-    assert AuditEntry.objects.count() == 1
 
 
 def test_the_audit_log_filters_by_action_and_keeps_the_filter_across_pages(superuser_client, admin_user_obj):

@@ -78,8 +78,9 @@ def test_a_save_with_an_error_keeps_what_was_typed(logged_in_page, live_server):
     page.check("#id_scan_after_update")
     page.get_by_role("button", name="Save").click()
     page.wait_for_load_state()
-    assert page.get_by_text("The settings were not saved").is_visible()
-    assert page.get_by_text("Enter a time period of 1 to 24 hours.").is_visible()
+    assert page.get_by_text("The Automatic Update settings were not saved").is_visible()
+    # The field's error (the load preview says the same in its own list).
+    assert page.get_by_text("Enter a time period of 1 to 24 hours.", exact=True).is_visible()
     assert page.get_by_text("Choose the day of the week for a Weekly schedule.").is_visible()
     # What was typed is still there, and the Weekly fields still show.
     assert page.get_by_label("Weekly", exact=True).is_checked()

@@ -138,11 +138,12 @@ def test_without_parameters_the_saved_schedule_is_previewed(staff_client):
     [
         (
             {"frequency": "daily", "start_time": "12:00", "period_hours": "0"},
-            "Time period (hours): Ensure this value is greater than or equal to 1",
+            # The same message as the screen's, with the model's range.
+            "Time period (hours): Enter a time period of 1 to 24 hours.",
         ),
         (
             {"frequency": "daily", "start_time": "12:00", "period_hours": "25"},
-            "Time period (hours): Ensure this value is less than or equal to 24",
+            "Time period (hours): Enter a time period of 1 to 24 hours.",
         ),
         ({"frequency": "daily", "start_time": "25:00", "period_hours": "2"}, "Start time: Enter a valid time"),
         ({"frequency": "daily", "period_hours": "2"}, "Start time: This field is required for this frequency"),
@@ -151,8 +152,8 @@ def test_without_parameters_the_saved_schedule_is_previewed(staff_client):
             "Day of the week: This field is required",
         ),
         ({"frequency": "weekly", "start_time": "12:00", "period_hours": "2", "weekday": "7"}, "valid choice"),
-        ({"frequency": "minutes", "interval_minutes": "60"}, "Interval (minutes): Ensure this value is less than"),
-        ({"frequency": "hours", "interval_hours": "x"}, "Interval (hours): Enter a whole number"),
+        ({"frequency": "minutes", "interval_minutes": "60"}, "Interval (minutes): Enter 1 to 59 minutes."),
+        ({"frequency": "hours", "interval_hours": "x"}, "Interval (hours): Enter 1 to 24 hours."),
         ({"frequency": "yearly"}, "Update frequency: Select a valid choice"),
         ({"start_time": "12:00"}, "Update frequency: This field is required"),
     ],
@@ -213,7 +214,7 @@ def test_the_automatic_update_screen_shows_the_preview_and_follows_the_schedule(
     # An invalid value shows the reason.
     page.fill("input[name=period_hours]", "30")
     page.wait_for_selector("#schedule-preview [data-preview-status=invalid]")
-    assert "less than or equal to 24" in box.inner_text()
+    assert "Enter a time period of 1 to 24 hours." in box.inner_text()
     # Minute(s): update checks per minute (the saved interval is 30 minutes).
     page.check("input[name=frequency][value=minutes]")
     page.wait_for_selector('#schedule-preview [data-preview="checks"]')

@@ -104,7 +104,7 @@ def test_the_audit_entry_masks_passwords(superuser_client):
         ({**INTERNAL, "internal_host": "bad host"}, "internal_host", "host name"),
         ({**INTERNAL, "internal_port": "0"}, "internal_port", "1 to 65535"),
         ({**INTERNAL, "internal_port": "65536"}, "internal_port", "1 to 65535"),
-        ({**INTERNAL, "internal_port": "eighty"}, "internal_port", "whole number"),
+        ({**INTERNAL, "internal_port": "eighty"}, "internal_port", "Enter a port from 1 to 65535."),
         ({"internal_enabled": "on", "internal_host": "", "internal_port": "3128"}, "internal_host", "Enter the proxy"),
         ({"external_enabled": "on", "external_host": "10.x", "external_port": ""}, "external_port", "Enter the port"),
         ({"use_pac": "on", "pac_url": "ftp://example.test/proxy.pac"}, "pac_url", "http:// or https://"),
@@ -137,7 +137,7 @@ def test_ip_addresses_are_proxy_hosts_too(superuser_client):
 def test_unknown_fields_are_refused(superuser_client):
     before = snapshot()
     response = superuser_client.post(URL, form_data(internal_password_plain="x"))
-    assert "Unknown field(s): internal_password_plain" in response.content.decode()
+    assert "Unknown field: internal_password_plain. Reload the page" in response.content.decode()
     assert snapshot() == before
 
 
@@ -149,13 +149,27 @@ def test_without_an_encryption_key_a_password_is_refused_with_a_reason(superuser
     assert snapshot() == before
 
 
-def test_a_stale_save_is_refused(superuser_client):
-    stale = form_data(**INTERNAL)
+def test_a_stale_save_is_refused_and_shows_the_unsaved_values(superuser_client):
+    # given a page opened at revision 1, then someone else's save
+    stale = form_data(**INTERNAL, internal_password="pa55-word")
     superuser_client.post(URL, form_data(external_enabled="on", external_host="out.example.test", external_port="80"))
+    # when the page's values are saved
     response = superuser_client.post(URL, stale)
+    # then nothing of them is saved, and the page shows the current values next to the unsaved ones
     assert response.status_code == 409
-    assert ProxySettings.load().internal_enabled is False
-    assert ProxySettings.load().external_host == "out.example.test"
+    html = response.content.decode()
+    assert "The proxy settings were changed since you opened them (by root)" in html
+    assert 'name="revision" value="2"' in html
+    assert 'value="out.example.test"' in html
+    assert "Internal proxy: proxy server: yours proxy.example.test, now (not set)" in html
+    assert "Internal proxy: port: yours 3128, now (not set)" in html
+    # The typed password is neither saved nor shown back.
+    assert "Internal proxy: password: yours (not shown: type it again), now (not set)" in html
+    assert "pa55-word" not in html
+    proxy = ProxySettings.load()
+    assert (proxy.internal_enabled, proxy.internal_password, proxy.revision) == (False, "", 2)
+    assert proxy.external_host == "out.example.test"
+    assert AuditEntry.objects.filter(action="proxy_settings.save").count() == 1
 
 
 def test_view_only_staff_see_it_read_only_and_cannot_post(client, django_user_model):

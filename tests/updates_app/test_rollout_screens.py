@@ -18,6 +18,7 @@ from updates_app.version_labels import version_label
 
 pytestmark = pytest.mark.django_db
 
+SAVE_URL = reverse("updates:staged-rollout-save")
 VALID = {
     "enabled": "on",
     "ring1_percent": "10",
@@ -26,6 +27,12 @@ VALID = {
     "halt_percent": "20",
     "halt_min_count": "3",
 }
+
+
+def form_data(**overrides) -> dict:
+    """VALID, edited from the stored policy's revision, with overrides (None drops a field)."""
+    data = {"revision": RolloutPolicy.load().revision, **VALID, **overrides}
+    return {key: value for key, value in data.items() if value is not None}
 
 
 def test_the_automatic_update_screen_shows_the_staged_roll_out_off_and_marked_as_an_improvement(staff_client):
@@ -37,7 +44,7 @@ def test_the_automatic_update_screen_shows_the_staged_roll_out_off_and_marked_as
 
 def test_saving_the_policy_writes_one_audit_entry(superuser_client):
     canary = Domain.objects.create(name="Canary")
-    response = superuser_client.post(reverse("updates:staged-rollout-save"), {**VALID, "ring1_domains": [canary.pk]})
+    response = superuser_client.post(SAVE_URL, form_data(ring1_domains=[canary.pk]))
     assert response.status_code == 302
     policy = RolloutPolicy.load()
     assert (policy.enabled, policy.ring1_percent, policy.ring2_percent, policy.soak_minutes) == (True, 10, 40, 30)
@@ -45,9 +52,13 @@ def test_saving_the_policy_writes_one_audit_entry(superuser_client):
     [entry] = AuditEntry.objects.filter(action="staged_rollout.save")
     assert entry.changes["enabled"] == {"label": "Staged roll-out", "old": "off", "new": "on"}
     assert entry.changes["ring1_domains"]["new"] == "Canary"
-    # The same values again: nothing to save, no entry.
-    superuser_client.post(reverse("updates:staged-rollout-save"), {**VALID, "ring1_domains": [canary.pk]})
+    assert (entry.changes["soak_minutes"]["old"], entry.changes["soak_minutes"]["new"]) == ("60", "30")
+    assert policy.revision == 2 and policy.updated_by.username == "root"
+    # The same values again: nothing to save, no entry, the same revision.
+    response = superuser_client.post(SAVE_URL, form_data(ring1_domains=[canary.pk]), follow=True)
+    assert "No changes to save" in response.content.decode()
     assert AuditEntry.objects.filter(action="staged_rollout.save").count() == 1
+    assert RolloutPolicy.load().revision == 2
 
 
 @pytest.mark.parametrize(
@@ -59,23 +70,59 @@ def test_saving_the_policy_writes_one_audit_entry(superuser_client):
         ({"ring2_percent": "5"}, "ring2_percent", "Ring 2&#x27;s share must be larger than ring 1&#x27;s"),
         ({"ring1_percent": "0"}, "ring1_percent", "Ring 1 would be empty"),
         ({"halt_min_count": "0"}, "halt_min_count", "Enter a whole number from 1 to 100000."),
-        ({"surprise": "1"}, None, "Unknown field(s): surprise."),
+        ({"surprise": "1"}, None, "Unknown field: surprise."),
+        ({"revision": None}, "revision", "The form is missing its revision: reload the page and try again."),
     ],
 )
 def test_bad_policy_input_is_refused_and_changes_nothing(superuser_client, change, field, message):
-    response = superuser_client.post(reverse("updates:staged-rollout-save"), {**VALID, **change})
+    response = superuser_client.post(SAVE_URL, form_data(**change))
     assert response.status_code == 400
     assert message in response.content.decode()
-    if field:
+    if field and field != "revision":
         assert f'id="error-{field}"' in response.content.decode()
     assert RolloutPolicy.load().enabled is False
     assert not AuditEntry.objects.exists()
 
 
 def test_saving_the_policy_needs_the_automatic_update_permission(staff_client):
-    response = staff_client.post(reverse("updates:staged-rollout-save"), VALID)
+    response = staff_client.post(SAVE_URL, form_data())
     assert response.status_code == 403
     assert RolloutPolicy.load().enabled is False
+    assert not AuditEntry.objects.exists()
+
+
+def test_a_stale_save_of_the_policy_is_refused_and_shows_the_unsaved_values(
+    superuser_client, client, django_user_model
+):
+    # given two administrators who opened the screen at revision 1
+    canary = Domain.objects.create(name="Canary")
+    opened = form_data()
+    editor = django_user_model.objects.create_user("editor", password="pw-correct-horse", is_staff=True)
+    editor.user_permissions.add(Permission.objects.get(codename="change_autoupdatesettings"))
+    client.force_login(editor)
+    # when the first saves a longer soak
+    assert client.post(SAVE_URL, {**opened, "soak_minutes": "120"}).status_code == 302
+    # and the second saves other changes from the page they loaded earlier
+    response = superuser_client.post(SAVE_URL, {**opened, "halt_percent": "50", "ring1_domains": [canary.pk]})
+    # then the second is told, nothing of theirs is saved, and they see the current values next to theirs
+    assert response.status_code == 409
+    html = response.content.decode()
+    assert "The staged roll-out settings were changed since you opened them (by editor)" in html
+    assert 'id="staged-rollout-unsaved-values"' in html
+    assert "Halt threshold (% of the ring): yours 50, now 20" in html
+    assert "Ring 1 domains: yours Canary, now (none)" in html
+    assert "Soak time (minutes): yours 30, now 120" in html
+    form = response.context["rollout_form"]
+    assert (form["revision"].value(), form["soak_minutes"].value(), form["halt_percent"].value()) == (2, 120, 20)
+    policy = RolloutPolicy.load()
+    assert (policy.soak_minutes, policy.halt_percent, policy.revision) == (120, 20, 2)
+    assert not policy.ring1_domains.exists()
+    assert AuditEntry.objects.filter(action="staged_rollout.save").count() == 1
+    assert AuditEntry.objects.get().actor == editor
+    # and saving again from the refreshed page works
+    response = superuser_client.post(SAVE_URL, form_data(soak_minutes="120", halt_percent="50"))
+    assert response.status_code == 302
+    assert (RolloutPolicy.load().halt_percent, RolloutPolicy.load().revision) == (50, 3)
 
 
 @pytest.fixture

@@ -14,9 +14,10 @@ from django.views.decorators.http import require_GET
 from agents_app.models import Client, ClientSettings
 from console.exports import csv_download
 from console.permissions import VIEW_CLIENTS, permission_required_or_403
-from updates_app.client_list import ROWS_PER_PAGE, ClientListForm, client_csv, client_rows
+from updates_app.client_list import ROWS_PER_PAGE, client_csv, client_rows
 from updates_app.compliance import latest_version_numbers
 from updates_app.configuration import ConfigurationBuilder
+from updates_app.forms.clients import ClientListForm
 from updates_app.models import AutoUpdateSettings, Component
 from updates_app.summary import client_deliveries
 from updates_app.version_labels import reported_number, version_label

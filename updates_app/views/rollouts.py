@@ -1,8 +1,10 @@
 """Staged roll-out: saving its policy (Automatic Update screen) and the one-click actions on a roll-out.
 
-Saving the policy needs the Automatic Update change permission; resuming or
-stopping a roll-out needs "Can view client" and "Can change roll-out"; rolling
-back needs "Can view client" and "Can roll back components". Every action is a POST that redirects back.
+Saving the policy is a settings screen (updates_app/views/settings_screen.py)
+with the Automatic Update change permission; resuming or stopping a roll-out
+needs "Can view client" and "Can change roll-out"; rolling back needs "Can
+view client" and "Can roll back components". Every action is a POST that
+redirects back.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from django.views.decorators.http import require_http_methods, require_POST
 from console.permissions import VIEW_CLIENTS, permission_required_or_403
 from console.wording import plural
 from updates_app.engine.rings import rollout_resume, rollout_stop
-from updates_app.models import Rollout, RolloutPolicy
+from updates_app.forms.rollouts import RolloutPolicyForm
+from updates_app.models import Rollout
 from updates_app.rollback import RollbackError, rollout_roll_back
-from updates_app.staged import RolloutPolicyForm, rollout_policy_save
+from updates_app.settings_save import SaveResult
+from updates_app.staged import ROLLOUT_POLICY
 from updates_app.tasks import dispatch_soon
 from updates_app.views.automatic import CHANGE_PERMISSION, automatic_update_page
 from updates_app.views.rollback import ROLLBACK_PERMISSION
+from updates_app.views.settings_screen import SettingsScreen, settings_screen_view
 
 ROLLOUT_PERMISSION = "updates_app.change_rollout"
 
@@ -31,25 +36,27 @@ def _require(request: HttpRequest, perm: str, what: str) -> None:
         raise PermissionDenied(f"Your account may look at this page but not {what}.")
 
 
+def _confirmation(result: SaveResult) -> str:
+    state = "on" if result.settings.enabled else "off"
+    return f"Staged roll-out saved ({plural(len(result.changes), 'change')}); it is {state}."
+
+
+# The policy is a section of the Automatic Update screen, saved by its own form with that screen's permission.
+ROLLOUT_POLICY_SCREEN = SettingsScreen(
+    form=RolloutPolicyForm,
+    rules=ROLLOUT_POLICY,
+    permission=CHANGE_PERMISSION,
+    subject="The staged roll-out settings",
+    page=lambda request, form, status: automatic_update_page(request, rollout_form=form, status=status),
+    confirmation=_confirmation,
+    done_url="updates:automatic-update",
+    invalid_status=400,
+)
+
+
 @require_http_methods(["GET", "POST"])
 def rollout_policy_save_view(request: HttpRequest) -> HttpResponse:
-    if request.method == "GET":
-        # The form lives on the Automatic Update screen.
-        read_only = not request.user.has_perm(CHANGE_PERMISSION)
-        form = RolloutPolicyForm(instance=RolloutPolicy.load(), read_only=read_only)
-        return automatic_update_page(request, rollout_form=form, status=200)
-    _require(request, CHANGE_PERMISSION, "change the staged roll-out")
-    form = RolloutPolicyForm(request.POST, instance=RolloutPolicy.load())
-    if not form.is_valid():
-        messages.error(request, "The staged roll-out was not saved: correct the fields marked below.")
-        return automatic_update_page(request, rollout_form=form, status=400)
-    changed = rollout_policy_save(form=form, actor=request.user)
-    if changed:
-        state = "on" if form.instance.enabled else "off"
-        messages.success(request, f"Staged roll-out saved ({plural(changed, 'change')}); it is {state}.")
-    else:
-        messages.info(request, "No changes to save.")
-    return redirect("updates:automatic-update")
+    return settings_screen_view(request, ROLLOUT_POLICY_SCREEN)
 
 
 @require_POST

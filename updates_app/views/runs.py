@@ -27,7 +27,7 @@ from console.permissions import VIEW_CLIENTS, permission_required_or_403
 from updates_app.compliance import STATE_LABELS
 from updates_app.engine import retry
 from updates_app.engine.runs import run_cancel, run_create_manual
-from updates_app.forms import OUTDATED, SELECTED, ManualUpdateForm
+from updates_app.forms.manual import OUTDATED, SELECTED, ManualUpdateForm
 from updates_app.models import DeliveryStatus, UpdateRun
 from updates_app.staged import rollouts_for_summary
 from updates_app.summary import (

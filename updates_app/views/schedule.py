@@ -10,9 +10,10 @@ from django.views.decorators.http import require_GET
 
 from agents_app.models import ConnectionStatus
 from console.permissions import VIEW_CLIENTS, permission_required_or_403
+from updates_app.forms.schedule import preview_form_for
 from updates_app.late import MISSED_INTERVALS, late_clients, schedule_interval
 from updates_app.models import AutoUpdateSettings
-from updates_app.preview import preview_form_for, schedule_preview
+from updates_app.preview import schedule_preview
 
 
 @require_GET
