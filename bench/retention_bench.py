@@ -164,11 +164,46 @@ def old_runs(rows: int, clients: int) -> list[int]:
     return run_ids
 
 
+# What the fill writes in every column of the delivery table: a string is SQL
+# over r (the old run) and c (the client), anything else a parameter. Every
+# column is named, so a column added to Delivery stops the benchmark at its
+# start (fill_columns_check) instead of failing the fill after the first half.
+FILL_COLUMNS: dict[str, str | bool] = {
+    "run_id": "r.id",
+    "client_id": "c.id",
+    "status": "CASE WHEN c.id %% 33 = 0 THEN 'gave_up' ELSE 'delivered' END",
+    "attempts": "CASE WHEN c.id %% 33 = 0 THEN 5 ELSE 1 END",
+    "next_attempt_at": "r.created_at",
+    "lease_expires_at": "NULL",
+    "last_error": "''",
+    "claim_token": "''",
+    "push": True,
+    "at_checkin": False,
+    "no_scan": False,
+    "delivered_at": "CASE WHEN c.id %% 33 = 0 THEN NULL ELSE r.created_at END",
+    "update_reported_at": "CASE WHEN c.id %% 10 = 0 THEN NULL ELSE r.created_at END",
+    "failure_reported_at": "NULL",
+    "failure_message": "''",
+    "created_at": "r.created_at",
+}
+
+
+def fill_columns_check() -> None:
+    """Exit with the difference if FILL_COLUMNS does not name exactly the delivery table's columns."""
+    columns = {field.column for field in Delivery._meta.concrete_fields if not field.primary_key}
+    missing, unknown = sorted(columns - FILL_COLUMNS.keys()), sorted(FILL_COLUMNS.keys() - columns)
+    if missing or unknown:
+        sys.exit(f"FILL_COLUMNS is out of date with Delivery: missing {missing}, unknown {unknown}")
+
+
 def fill(ids: list[int], clients: int, max_minutes: float) -> int:
     """One delivery per client for each old run, with INSERT ... SELECT in chunks; returns the rows inserted."""
     table = Delivery._meta.db_table
     run_table = UpdateRun._meta.db_table
     client_table = Client._meta.db_table
+    columns = ", ".join(FILL_COLUMNS)
+    values = ", ".join(value if isinstance(value, str) else "%s" for value in FILL_COLUMNS.values())
+    parameters = [value for value in FILL_COLUMNS.values() if not isinstance(value, str)]
     inserted = 0
     started = time.perf_counter()
     chunk = max(1, 500_000 // clients)
@@ -181,19 +216,12 @@ def fill(ids: list[int], clients: int, max_minutes: float) -> int:
         with connection.cursor() as cursor:
             cursor.execute(
                 f"""
-                INSERT INTO {table} (run_id, client_id, status, attempts, next_attempt_at, lease_expires_at,
-                    last_error, claim_token, push, no_scan, delivered_at, update_reported_at, created_at)
-                SELECT r.id, c.id,
-                    CASE WHEN c.id %% 33 = 0 THEN 'gave_up' ELSE 'delivered' END,
-                    CASE WHEN c.id %% 33 = 0 THEN 5 ELSE 1 END,
-                    r.created_at, NULL, '', '', %s, %s,
-                    CASE WHEN c.id %% 33 = 0 THEN NULL ELSE r.created_at END,
-                    CASE WHEN c.id %% 10 = 0 THEN NULL ELSE r.created_at END,
-                    r.created_at
+                INSERT INTO {table} ({columns})
+                SELECT {values}
                 FROM {run_table} r CROSS JOIN {client_table} c
                 WHERE r.id IN ({marks})
-                """,  # noqa: S608 - table names from the models, values as parameters
-                [True, False, *batch],
+                """,  # noqa: S608 - table and column names from the models, values as parameters
+                [*parameters, *batch],
             )
             inserted += cursor.rowcount
         print(f"  {inserted:,} rows ({time.perf_counter() - started:.0f} s)", flush=True)
@@ -206,6 +234,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=10_000, help="fleet size (one delivery per client per run)")
     parser.add_argument("--max-minutes", type=float, default=25.0, help="stop filling after this long")
     args = parser.parse_args()
+    fill_columns_check()
     call_command("migrate", verbosity=0)
     auto = AutoUpdateSettings.load()
     auto.notify_on_download = False
