@@ -225,7 +225,16 @@ def main() -> None:
     from updates_app.engine.claim import deliveries_claim
     from updates_app.engine.runs import deliveries_create
     from updates_app.engine.sender import outgoing_for
-    from updates_app.models import Component, ComponentVersion, Delivery, DeliveryStatus, RunTrigger, UpdateRun
+    from updates_app.models import (
+        AutoUpdateSettings,
+        Component,
+        ComponentVersion,
+        Delivery,
+        DeliveryStatus,
+        RolloutPolicy,
+        RunTrigger,
+        UpdateRun,
+    )
     from updates_app.tasks import dispatch_deliveries, send_batch
 
     call_command("migrate", verbosity=0)
@@ -236,6 +245,17 @@ def main() -> None:
         Component.objects.all().delete()
     elif Client.objects.exists():
         sys.exit("The database already holds clients: pass --reset to empty clients, runs and components first.")
+    # A download notifies the whole fleet at once only with these two settings
+    # (another benchmark may have left them otherwise in a throw-away database).
+    auto, policy = AutoUpdateSettings.load(), RolloutPolicy.load()
+    if not auto.notify_on_download:
+        auto.notify_on_download = True
+        auto.save()
+        print("Automatic Update: notify on download turned on (it was off in this database)")
+    if policy.enabled:
+        policy.enabled = False
+        policy.save()
+        print("staged roll-out turned off (it was on in this database)")
     connection.close()
 
     n = args.agents
