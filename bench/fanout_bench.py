@@ -258,6 +258,7 @@ def main() -> None:
         print("staged roll-out turned off (it was on in this database)")
     connection.close()
 
+    load_at_start = os.getloadavg()[0]
     n = args.agents
     processes = args.worker_concurrency
     concurrency = settings.NOTIFY_CONCURRENCY
@@ -408,6 +409,10 @@ def main() -> None:
     print(f"ceiling (bare aiohttp sender, {in_flight}, no database): {rates(ceilings)}")
     print(f"engine  (Celery prefork worker, {in_flight}, download to recorded): {rates(engines)}")
     print(f"ratio engine / ceiling, best to best: {max(engines) / max(ceilings):.2f}")
+    # The ratio moves with the load (a starved machine squeezes both sides): quote it with the load.
+    print(
+        f"load average (1 min): {load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} now ({os.cpu_count()} cores)"
+    )
     print(
         f"worker peak RSS: main {peak['main']:.0f} MB, {processes} pool processes "
         f"{peak['children']:.0f} MB, total {peak['total']:.0f} MB"
