@@ -295,14 +295,15 @@ def main() -> None:
     )
 
     # 1. The ceiling: the same signed payloads, bare senders, as many requests in flight as the worker may have.
-    items = []
-    for i, (guid, port) in enumerate(zip(guids, ports, strict=True)):
-        out = outgoing_for(
-            delivery_id=i + 1, run_id=1, scan_after=False, client_guid=guid, ip_address="127.0.0.1", port=port
-        )
-        items.append((out.url, out.body, out.headers))
-
     def ceiling_round() -> float:
+        # Signed afresh each round (off the clock): agents refuse a signature
+        # older than a few minutes, and the rounds take longer than that.
+        items = []
+        for i, (guid, port) in enumerate(zip(guids, ports, strict=True)):
+            out = outgoing_for(
+                delivery_id=i + 1, run_id=1, scan_after=False, client_guid=guid, ip_address="127.0.0.1", port=port
+            )
+            items.append((out.url, out.body, out.headers))
         seconds, each = ceiling(items, processes, concurrency, settings.NOTIFY_TIMEOUT_SECONDS)
         senders = ", ".join(f"{t:.2f} s" for t in each)
         print(
