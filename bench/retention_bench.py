@@ -9,8 +9,10 @@ Usage (from the project folder; PostgreSQL is the case that matters):
 It REPLACES the fleet and runs of the database it runs on. The same live work
 is measured twice: a fleet of --clients seeded clients, one manual run with a
 pending delivery for each (what the claim takes), 200 clients with nothing
-pending that check in over HTTP with their token, and --rows / --clients old
-runs of the last 30 days with their counts kept (what the Summary shows).
+pending that check in over HTTP with their token (a quiet heartbeat: the
+second of two rounds, so the first round's stamp writes are not on the
+clock), and --rows / --clients old runs of the last 30 days with their counts
+kept (what the Summary shows).
 First with no other delivery (as if the old runs' detail was pruned), then
 after the old runs get one delivery per client each (inside the retention
 period, so kept): --rows rows, filled with INSERT ... SELECT over runs x
@@ -48,6 +50,7 @@ import django  # noqa: E402
 django.setup()
 
 from client_tree_bench import wipe  # noqa: E402 - the same fast reset (bench/ is on sys.path)
+from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
@@ -101,20 +104,11 @@ def measure(http: HttpClient, tokens: list[tuple[Client, str]], live: UpdateRun)
         Delivery.objects.filter(pk__in=claim.delivery_ids).update(
             status=DeliveryStatus.PENDING, attempts=0, lease_expires_at=None, claim_token=""
         )
-    checkins = []
+    # Each client's first heartbeat may write (its last-contact stamp); the
+    # measured round is the second, a quiet heartbeat, in both measurements.
     for client, token in tokens:
-        body = {
-            "event": "heartbeat",
-            "component_versions": client.component_versions,
-            "config_version": configuration_hash(client_configuration(client)),
-        }
-        started = time.perf_counter()
-        response = http.post(
-            "/agent/v1/checkin", body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}"
-        )
-        checkins.append(time.perf_counter() - started)
-        assert response.status_code == 200, response.content
-        assert response.json()["actions"] == []
+        heartbeat(http, client, token)
+    checkins = [heartbeat(http, client, token) for client, token in tokens]
     summaries = []
     for _ in range(26):
         started = time.perf_counter()
@@ -126,6 +120,23 @@ def measure(http: HttpClient, tokens: list[tuple[Client, str]], live: UpdateRun)
         "checkin": median_ms(checkins),
         "summary": median_ms(summaries[1:]),
     }
+
+
+def heartbeat(http: HttpClient, client: Client, token: str) -> float:
+    """One check-in over HTTP that reports what is on record and gets nothing; returns its seconds."""
+    body = {
+        "event": "heartbeat",
+        "component_versions": client.component_versions,
+        "config_version": configuration_hash(client_configuration(client)),
+    }
+    started = time.perf_counter()
+    response = http.post(
+        "/agent/v1/checkin", body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}"
+    )
+    elapsed = time.perf_counter() - started
+    assert response.status_code == 200, response.content
+    assert response.json()["actions"] == []
+    return elapsed
 
 
 def analyze() -> None:
@@ -164,11 +175,46 @@ def old_runs(rows: int, clients: int) -> list[int]:
     return run_ids
 
 
+# What the fill writes in every column of the delivery table: a string is SQL
+# over r (the old run) and c (the client), anything else a parameter. Every
+# column is named, so a column added to Delivery stops the benchmark at its
+# start (fill_columns_check) instead of failing the fill after the first half.
+FILL_COLUMNS: dict[str, str | bool] = {
+    "run_id": "r.id",
+    "client_id": "c.id",
+    "status": "CASE WHEN c.id %% 33 = 0 THEN 'gave_up' ELSE 'delivered' END",
+    "attempts": "CASE WHEN c.id %% 33 = 0 THEN 5 ELSE 1 END",
+    "next_attempt_at": "r.created_at",
+    "lease_expires_at": "NULL",
+    "last_error": "''",
+    "claim_token": "''",
+    "push": True,
+    "at_checkin": False,
+    "no_scan": False,
+    "delivered_at": "CASE WHEN c.id %% 33 = 0 THEN NULL ELSE r.created_at END",
+    "update_reported_at": "CASE WHEN c.id %% 10 = 0 THEN NULL ELSE r.created_at END",
+    "failure_reported_at": "NULL",
+    "failure_message": "''",
+    "created_at": "r.created_at",
+}
+
+
+def fill_columns_check() -> None:
+    """Exit with the difference if FILL_COLUMNS does not name exactly the delivery table's columns."""
+    columns = {field.column for field in Delivery._meta.concrete_fields if not field.primary_key}
+    missing, unknown = sorted(columns - FILL_COLUMNS.keys()), sorted(FILL_COLUMNS.keys() - columns)
+    if missing or unknown:
+        sys.exit(f"FILL_COLUMNS is out of date with Delivery: missing {missing}, unknown {unknown}")
+
+
 def fill(ids: list[int], clients: int, max_minutes: float) -> int:
     """One delivery per client for each old run, with INSERT ... SELECT in chunks; returns the rows inserted."""
     table = Delivery._meta.db_table
     run_table = UpdateRun._meta.db_table
     client_table = Client._meta.db_table
+    columns = ", ".join(FILL_COLUMNS)
+    values = ", ".join(value if isinstance(value, str) else "%s" for value in FILL_COLUMNS.values())
+    parameters = [value for value in FILL_COLUMNS.values() if not isinstance(value, str)]
     inserted = 0
     started = time.perf_counter()
     chunk = max(1, 500_000 // clients)
@@ -181,19 +227,12 @@ def fill(ids: list[int], clients: int, max_minutes: float) -> int:
         with connection.cursor() as cursor:
             cursor.execute(
                 f"""
-                INSERT INTO {table} (run_id, client_id, status, attempts, next_attempt_at, lease_expires_at,
-                    last_error, claim_token, push, no_scan, delivered_at, update_reported_at, created_at)
-                SELECT r.id, c.id,
-                    CASE WHEN c.id %% 33 = 0 THEN 'gave_up' ELSE 'delivered' END,
-                    CASE WHEN c.id %% 33 = 0 THEN 5 ELSE 1 END,
-                    r.created_at, NULL, '', '', %s, %s,
-                    CASE WHEN c.id %% 33 = 0 THEN NULL ELSE r.created_at END,
-                    CASE WHEN c.id %% 10 = 0 THEN NULL ELSE r.created_at END,
-                    r.created_at
+                INSERT INTO {table} ({columns})
+                SELECT {values}
                 FROM {run_table} r CROSS JOIN {client_table} c
                 WHERE r.id IN ({marks})
-                """,  # noqa: S608 - table names from the models, values as parameters
-                [True, False, *batch],
+                """,  # noqa: S608 - table and column names from the models, values as parameters
+                [*parameters, *batch],
             )
             inserted += cursor.rowcount
         print(f"  {inserted:,} rows ({time.perf_counter() - started:.0f} s)", flush=True)
@@ -206,6 +245,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=10_000, help="fleet size (one delivery per client per run)")
     parser.add_argument("--max-minutes", type=float, default=25.0, help="stop filling after this long")
     args = parser.parse_args()
+    fill_columns_check()
     call_command("migrate", verbosity=0)
     auto = AutoUpdateSettings.load()
     auto.notify_on_download = False
@@ -258,8 +298,8 @@ def main() -> None:
         print(f"{name + ' ms':>18} {em:>7.2f} / {ef:>6.2f} {fm:>7.2f} / {ff:>6.2f} {fm / em:>5.2f}x / {ff / ef:.2f}x")
     if batches:
         print(
-            f"retention: {len(batches)} batch(es) for one run of {args.clients:,} deliveries, "
-            f"longest {max(batches) * 1000:.0f} ms (each its own transaction)"
+            f"retention: {len(batches)} batch(es) of up to {settings.RETENTION_BATCH_SIZE:,} rows for one run of "
+            f"{args.clients:,} deliveries, longest {max(batches) * 1000:.0f} ms (each its own transaction)"
         )
 
 

@@ -1,4 +1,9 @@
-"""One simulated agent: registration, check-ins, configuration, updates, reports, notifications."""
+"""One simulated agent: registration, check-ins, configuration, updates, reports, notifications.
+
+An agent lives in a fleet (fleet.py) but does not import it: it asks for what
+it shares with the other agents through ``AgentHost``, which the fleet
+provides, so the fleet depends on the agent and not the other way round.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,9 @@ import hashlib
 import json
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
@@ -17,9 +23,6 @@ from agent_api.simulator.proxy import AUTOMATIC, UPDATE_NOW, ProxyChoice, ProxyR
 from agents_app.signing import SignatureError, decode_key, key_id, verify
 from updates_app.patterns import PatternError, apply_incremental, parse_pattern
 from updates_app.version_labels import parse_version_label, reported_number, version_label
-
-if TYPE_CHECKING:
-    from agent_api.simulator.fleet import Fleet
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +86,32 @@ class Counters:
     errors: int = 0
 
 
+class AgentHost(Protocol):
+    """What an agent takes from the fleet that runs it: settings, shared sessions and files, the faults it plays."""
+
+    seed: int
+    server_url: str
+    enrollment_secret: str
+    heartbeat_override: float | None
+    time_scale: float
+    scan_seconds: float
+    # Strict (tests): an agent that cannot start raises instead of retrying.
+    strict: bool
+    clock: Callable[[], float]
+    # Full files by sha256, shared by every agent that holds the same content.
+    store: dict[str, bytes]
+
+    def session_for(self, address: str) -> aiohttp.ClientSession: ...
+
+    def store_put(self, data: bytes) -> str: ...
+
+    def fault_for(self, agent: SimAgent, slug: str, label: str) -> str | None: ...
+
+    async def set_fail_mode(self, agent: SimAgent, mode: str | None) -> None: ...
+
+
 class SimAgent:
-    def __init__(self, fleet: Fleet, spec: AgentSpec, index: int):
+    def __init__(self, fleet: AgentHost, spec: AgentSpec, index: int):
         self.fleet = fleet
         self.spec = spec
         self.index = index

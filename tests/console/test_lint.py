@@ -24,7 +24,7 @@ def test_ruff_format_is_clean():
 
 
 def test_import_linter_contracts_hold():
-    # The layers and the engine's acyclic modules, as declared in pyproject.toml.
+    # The layers, and no import circle inside any package, as declared in pyproject.toml.
     result = subprocess.run(
         [str(Path(sys.executable).parent / "lint-imports")], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
