@@ -51,7 +51,7 @@ class Worker:
         pool_args = ["--pool", "solo"] if pool == "solo" else ["--pool", "prefork", "--concurrency", "1"]
         with open(self.log, "wb") as out:
             self.process = subprocess.Popen(
-                [CELERY, "-A", "console", "worker", *pool_args, "--loglevel", "INFO", "-n", f"{name}@%h"],
+                [CELERY, "-A", "console", "worker", *pool_args, "--loglevel", "INFO", "-n", f"{name}-{queue}@%h"],
                 cwd=ROOT,
                 env=environment,
                 stdout=out,
