@@ -46,6 +46,10 @@ WORKER_ENV = {
     "NOTIFY_TIMEOUT_SECONDS": "60",
 }
 
+# The replacement's own claims get a long lease: only the killed worker's are to run out here,
+# not one that waits in the queue on a busy machine.
+REPLACEMENT_ENV = {**WORKER_ENV, "NOTIFY_TIMEOUT_SECONDS": "5", "NOTIFY_LEASE_SECONDS": "60"}
+
 
 def silent_listener() -> socket.socket:
     """A loopback port that accepts connections (the kernel does) and never answers."""
@@ -139,11 +143,7 @@ def test_a_worker_killed_mid_batch_is_replaced_and_no_client_loses_an_attempt(
             # ... and a new worker takes the batch over (the silent listeners are gone now: refused at once)
             for sock in silent:
                 sock.close()
-            workers.append(
-                Worker(
-                    tmp_path, "replacement", queue=private_queue, **{**WORKER_ENV, "NOTIFY_TIMEOUT_SECONDS": "5"}
-                ).wait_ready()
-            )
+            workers.append(Worker(tmp_path, "replacement", queue=private_queue, **REPLACEMENT_ENV).wait_ready())
             agent_rows = run.deliveries.exclude(client__domain=domain)
             assert play_beat_until(lambda: agent_rows.filter(update_reported_at__isnull=False).count() == 8, 60)
             assert play_beat_until(lambda: not run.deliveries.filter(status=DeliveryStatus.SENDING).exists(), 30)
