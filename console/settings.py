@@ -226,6 +226,11 @@ NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 5, minimum=1, maximum=100)
 # this long. It must outlast CELERY_TASK_TIME_LIMIT so a live task is never
 # overtaken by a re-claim.
 NOTIFY_LEASE_SECONDS = env_int("NOTIFY_LEASE_SECONDS", 180, minimum=1)
+# A delivery whose worker was lost (its lease ran out, no outcome recorded) is
+# sent again as the same attempt, at most this many times in its life; the
+# next loss gives it up, so a batch that kills its worker every time ends
+# (updates_app/engine/retry.py states the whole rule).
+NOTIFY_MAX_LOST_LEASES = env_int("NOTIFY_MAX_LOST_LEASES", 3, minimum=0, maximum=100)
 # Deliveries per send task, and how many claimed batches may wait or run at
 # once: the dispatcher claims no more while that many are out, so no claim
 # waits in the broker long enough for its lease to run out.
@@ -305,10 +310,17 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 120, minimu
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 150, minimum=1)
 # One message at a time per worker process: tasks are batches of sends, so a
 # prefetched message would sit idle behind a long batch while another worker
-# has nothing to do. Late ack puts it back if the worker dies mid-task.
+# has nothing to do. Acked once done; but a pool process that dies mid-task
+# (killed, out of memory) has its message acked, not put back: its rows come
+# back through their lease, where the retry rule counts and caps such losses
+# (updates_app/engine/retry.py). Put back, a batch that kills its process
+# would be run again at once, for ever.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ACKS_LATE = True
-CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = False
+# The broker queue the console's tasks go through (worker and beat of one
+# installation use the same; two installations sharing a Redis database need two).
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "celery")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Workers and beat log through LOGGING below (console/celery.py), like the web.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -2,7 +2,9 @@
 
 ``/health/live`` says the web process answers. ``/health/ready`` says the whole
 installation can do its job: the database answers and has every migration,
-the broker answers, a worker ran a heartbeat task and beat published lately.
+the broker answers, a worker ran a heartbeat task and beat published lately,
+and no claim a lost worker left behind waits to be taken over (it says how
+many wait, and since when).
 It answers 200 or 503 with a JSON body of check names, yes/no and ages; no
 addresses, URLs or error texts (they could carry credentials).
 
@@ -83,15 +85,36 @@ def check_beat() -> dict:
     return _heartbeat("beat", settings.HEALTH_BEAT_MAX_AGE_SECONDS)
 
 
+def check_claims() -> dict:
+    """Notifications a lost worker left (lease run out, no outcome): the dispatcher's next round sends them again.
+
+    One still waiting HEALTH_WORKER_MAX_AGE_SECONDS after its lease ran out
+    means no worker and beat are taking them over.
+    """
+    from updates_app.engine.claim import claims_held
+
+    now = timezone.now()
+    held = claims_held(now=now)
+    waited = max(0.0, (now - held.lost_since).total_seconds()) if held.lost_since else 0.0
+    limit = settings.HEALTH_WORKER_MAX_AGE_SECONDS
+    return {
+        "ok": waited <= limit,
+        "lease_expired": held.lost,
+        "waited_seconds": round(waited, 1),
+        "limit_seconds": limit,
+    }
+
+
 CHECKS: dict[str, Callable[[], dict]] = {
     "database": check_database,
     "migrations": check_migrations,
     "broker": check_broker,
     "worker": check_worker,
     "beat": check_beat,
+    "claims": check_claims,
 }
 # Checks that need the database: skipped (failed) when it does not answer.
-NEEDS_DATABASE = {"migrations", "worker", "beat"}
+NEEDS_DATABASE = {"migrations", "worker", "beat", "claims"}
 
 
 def readiness() -> tuple[bool, dict]:

@@ -8,10 +8,16 @@ whichever process Prometheus reaches, and a restart loses nothing.
 - ``update_console_deliveries_due`` and ``..._oldest_due_delivery_age_seconds``:
   the backlog the dispatcher has not claimed yet, and how long its oldest
   row has waited (a growing age means workers fall behind or are down).
+- ``update_console_deliveries_lease_expired``: notifications whose worker
+  stopped answering: claimed, no outcome recorded, and their lease run out.
+  The dispatcher's next round sends them again; a value that stays above 0
+  means no worker or beat is taking them over.
 - ``update_console_notification_attempts`` / ``..._failed_attempts`` /
   ``update_console_notifications_delivered``: push attempts counted on the
-  delivery rows, those that failed, and deliveries that reached their client.
-  Gauges: deleting old runs lowers them.
+  delivery rows, those that failed, and deliveries that reached their client;
+  ``update_console_notification_resends_after_lost_worker``: attempts sent
+  again because their worker was lost (not counted as attempts, see
+  updates_app/engine/retry.py). Gauges: deleting old runs lowers them.
 - ``update_console_runs_in_progress{trigger}``: runs with a notification not
   yet delivered, given up, superseded or cancelled.
 - ``update_console_clients{status}``: registered clients by connection status.
@@ -74,6 +80,7 @@ class DatabaseCollector:
 
     def collect(self):
         from agents_app.models import Client, ConnectionStatus
+        from updates_app.engine.claim import claims_held
         from updates_app.models import Delivery, DeliveryStatus, RunTrigger, UpdateRun
 
         now = timezone.now()
@@ -107,6 +114,11 @@ class DatabaseCollector:
         yield GaugeMetricFamily(
             f"{PREFIX}_oldest_due_delivery_age_seconds", "How long the oldest due notification has waited", value=age
         )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_deliveries_lease_expired",
+            "Notifications whose worker stopped answering (claimed, no outcome recorded, lease run out)",
+            value=claims_held(now=now).lost,
+        )
 
         in_hand = Q(status__in=[DeliveryStatus.DELIVERED, DeliveryStatus.SENDING], attempts__gt=0)
         attempts = Delivery.objects.order_by().aggregate(
@@ -117,9 +129,15 @@ class DatabaseCollector:
                 Case(When(in_hand, then=F("attempts") - 1), default=F("attempts"), output_field=IntegerField()),
                 default=0,
             ),
+            resent=Sum("lost_leases", default=0),
         )
         yield GaugeMetricFamily(
             f"{PREFIX}_notification_attempts", "Push attempts counted on the delivery rows", value=attempts["made"]
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_notification_resends_after_lost_worker",
+            "Attempts sent again, with the same webhook-id, because their worker was lost before recording an outcome",
+            value=attempts["resent"],
         )
         yield GaugeMetricFamily(
             f"{PREFIX}_notification_failed_attempts",

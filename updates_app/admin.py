@@ -89,7 +89,16 @@ class UpdateRunAdmin(ReadOnlyAdmin):
 
 @admin.register(Delivery)
 class DeliveryAdmin(ReadOnlyAdmin):
-    list_display = ("id", "run_link", "client_link", "status", "attempts", "next_attempt_at", "delivered_at")
+    list_display = (
+        "id",
+        "run_link",
+        "client_link",
+        "status",
+        "attempts",
+        "lost_leases",
+        "next_attempt_at",
+        "delivered_at",
+    )
     list_filter = ("status", "run__trigger", "push")
     list_select_related = ("run", "client")
     search_fields = ("client__hostname",)

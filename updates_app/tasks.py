@@ -58,18 +58,29 @@ def dispatch_soon() -> None:
 def dispatch_deliveries() -> int:
     """Claim due deliveries and hand each batch to a send task; returns the number claimed."""
     if gave_up := deliveries_give_up_exhausted():
-        logger.warning("gave up %d deliveries whose worker was lost during their last attempt", gave_up)
+        logger.warning(
+            "gave up %d deliveries with no attempt left or whose worker was lost %d times",
+            gave_up,
+            settings.NOTIFY_MAX_LOST_LEASES + 1,
+        )
     size = settings.NOTIFY_BATCH_SIZE
     in_flight = -(-deliveries_in_flight() // size)
-    claimed = 0
+    claimed = resent = 0
     for _ in range(settings.NOTIFY_MAX_BATCHES_IN_FLIGHT - in_flight):
         claim = deliveries_claim(limit=settings.NOTIFY_BATCH_SIZE)
         if claim is None:
             break
         claimed += len(claim.delivery_ids)
+        resent += claim.resent
         # The claim is committed (deliveries_claim is atomic); enqueue after any
         # outer transaction too, so the worker sees the rows.
         transaction.on_commit(partial(send_batch.delay, claim.token))
+    if resent:
+        logger.warning(
+            "claimed %d deliveries again whose worker stopped answering before recording an outcome: "
+            "the same attempt is sent again (same webhook-id, no attempt used)",
+            resent,
+        )
     if claimed:
         logger.info("claimed %d deliveries", claimed)
     return claimed
@@ -118,8 +129,8 @@ def _record_outcomes(*, token: str, outcomes: dict[int, str | None]) -> None:
 
     The posts are made and cannot be taken back: if this one write is lost, the
     whole batch waits "sending" for its lease, is claimed again and every
-    agent in it gets the same notification once more, for an attempt it did
-    not need. A connection terminated under the task (a database restart, a
+    agent in it gets the same notification once more (the same attempt, but a
+    lease late and one lost lease nearer its cap). A connection terminated under the task (a database restart, a
     failover, an administrator's pg_terminate_backend) is the common cause, so
     the write is tried again on a fresh connection, a bounded number of times
     with backoff. Retrying is safe: the write is one transaction and only

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -31,6 +32,12 @@ DAY_SECONDS = 86_400
 # upgrade the client program or deploy hot fixes" skips them.
 PROGRAM_KINDS = ("program", "hotfix")
 SERVER, ACTIVEUPDATE = "server", "activeupdate"
+# A report the server did not acknowledge is sent again after this wait,
+# doubled after each failed try up to the most (jittered by up to half again);
+# at most this many wait, the oldest dropped first (docs/agent-protocol.md, "Report").
+REPORT_RETRY_FIRST_SECONDS = 2.0
+REPORT_RETRY_MOST_SECONDS = 300.0
+REPORTS_KEPT = 100
 
 
 class AgentError(Exception):
@@ -84,6 +91,12 @@ class Counters:
     rollbacks: int = 0
     fell_silent: int = 0
     errors: int = 0
+    # Reports sent again because a try did not reach the server or got no answer from it.
+    reports_resent: int = 0
+    # Reports the server refused (an answer of its own saying the report is wrong): never sent again.
+    reports_refused: int = 0
+    # Reports dropped unsent because REPORTS_KEPT were already waiting.
+    reports_dropped: int = 0
 
 
 class AgentHost(Protocol):
@@ -101,7 +114,7 @@ class AgentHost(Protocol):
     # Full files by sha256, shared by every agent that holds the same content.
     store: dict[str, bytes]
 
-    def session_for(self, address: str) -> aiohttp.ClientSession: ...
+    def session_for(self, address: str, *, through_proxy: bool = False) -> aiohttp.ClientSession: ...
 
     def store_put(self, data: bytes) -> str: ...
 
@@ -140,6 +153,11 @@ class SimAgent:
         self.proxies = ProxyResolver(lambda: fleet.session_for(spec.ip_address))
         # The body of the last report sent (or attempted), for tests and the demo.
         self.last_report: dict[str, Any] | None = None
+        # Reports not acknowledged yet, oldest first, and the task sending them again.
+        self.unsent_reports: deque[dict[str, Any]] = deque()
+        self._report_resender: asyncio.Task | None = None
+        self.report_retry_first_seconds = REPORT_RETRY_FIRST_SECONDS
+        self.report_retry_most_seconds = REPORT_RETRY_MOST_SECONDS
         self._config_event = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         # The heartbeat and schedule loops, stopped while the agent sleeps.
@@ -206,6 +224,10 @@ class SimAgent:
             user_proxy=self.spec.user_proxy,
         )
 
+    def _session(self, route: ProxyChoice) -> aiohttp.ClientSession:
+        """The session for a request by ``route``: through a proxy, one that never reuses a connection (fleet.py)."""
+        return self.fleet.session_for(self.spec.ip_address, through_proxy=route.url is not None)
+
     async def _call(
         self, method: str, path: str, body: dict | None = None, *, retry: bool = True, route: ProxyChoice | None = None
     ) -> Any:
@@ -225,8 +247,7 @@ class SimAgent:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         url = self.fleet.server_url + path
         route = route or await self.server_route(path=path)
-        session = self.fleet.session_for(self.spec.ip_address)
-        async with session.request(method, url, json=body, **route.request_kwargs(headers)) as response:
+        async with self._session(route).request(method, url, json=body, **route.request_kwargs(headers)) as response:
             _refuse_proxy_answer(response, route)
             if response.status == 403 and retry and path != "/agent/v1/register":
                 data = await response.json(content_type=None)
@@ -248,8 +269,7 @@ class SimAgent:
         """A file from the server (``url`` is a path there) or from ``base`` (the ActiveUpdate server)."""
         headers = {"Authorization": f"Bearer {self.token}"} if base is None else {}
         target = (base or self.fleet.server_url) + url
-        session = self.fleet.session_for(self.spec.ip_address)
-        async with session.get(target, **route.request_kwargs(headers)) as response:
+        async with self._session(route).get(target, **route.request_kwargs(headers)) as response:
             _refuse_proxy_answer(response, route)
             if response.status != 200:
                 raise AgentError(response.status, "download_failed", target)
@@ -444,8 +464,7 @@ class SimAgent:
     async def _activeupdate_json(self, path: str) -> Any:
         route = self.proxies.for_activeupdate(self.config)
         base = (self.config or {})["activeupdate_url"].rstrip("/")
-        session = self.fleet.session_for(self.spec.ip_address)
-        async with session.get(base + path, **route.request_kwargs()) as response:
+        async with self._session(route).get(base + path, **route.request_kwargs()) as response:
             _refuse_proxy_answer(response, route)
             if response.status != 200:
                 raise AgentError(response.status, "activeupdate_failed", base + path)
@@ -527,11 +546,54 @@ class SimAgent:
             "proxy": proxy,
         }
         self.last_report = body
+        # In order: while older reports wait, this one waits behind them (a
+        # report sent late never overwrites what a newer one recorded).
+        if not self.unsent_reports and await self._report_once(body):
+            return
+        if len(self.unsent_reports) >= REPORTS_KEPT:
+            self.unsent_reports.popleft()
+            self.counters.reports_dropped += 1
+        self.unsent_reports.append(body)
+        if self._report_resender is None or self._report_resender.done():
+            self._report_resender = self._spawn(self._resend_reports())
+
+    async def _report_once(self, body: dict[str, Any]) -> bool:
+        """One try at a report: True when it is settled (the server acknowledged or refused it), False to retry.
+
+        Sent again: anything that did not bring the server's own answer (no
+        connection, a timeout, a connection a proxy closed, a proxy's error
+        page or refusal) and the server's 5xx, 408 and 429. Not sent again: the
+        server's own 4xx (``invalid``, ``unknown_delivery``, ...), which the
+        same body would only get again. The server records a report once per
+        delivery, so a report that did arrive but whose answer was lost does
+        no harm when it arrives again.
+        """
         try:
             await self._call("POST", "/agent/v1/report", body)
-        except (TimeoutError, AgentError, aiohttp.ClientError) as exc:
-            self.counters.errors += 1
-            logger.info("agent %s: report failed: %s", self.spec.hostname, exc)
+            return True
+        except AgentError as exc:
+            if _refused_for_good(exc):
+                self.counters.reports_refused += 1
+                logger.warning("agent %s: the server refused a report: %s", self.spec.hostname, exc)
+                return True
+            failure: Exception = exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            failure = exc
+        self.counters.errors += 1
+        logger.info("agent %s: report not sent (%s); it is kept and sent again", self.spec.hostname, failure)
+        return False
+
+    async def _resend_reports(self) -> None:
+        """Send the waiting reports, oldest first, with a growing wait between failed tries, until none is left."""
+        wait = self.report_retry_first_seconds
+        while self.unsent_reports:
+            await asyncio.sleep(wait * self.rng.uniform(1.0, 1.5))
+            self.counters.reports_resent += 1
+            if await self._report_once(self.unsent_reports[0]):
+                self.unsent_reports.popleft()
+                wait = self.report_retry_first_seconds
+            else:
+                wait = min(wait * 2, self.report_retry_most_seconds)
 
     async def act(self, action: dict, *, trigger: str) -> None:
         """Carry out a notification (pushed or handed over at check-in)."""
@@ -690,6 +752,18 @@ class SimAgent:
                 if self._config_event.is_set():
                     break
                 delay = interval
+
+
+def _refused_for_good(error: AgentError) -> bool:
+    """Did the server itself refuse the request, so that sending the same body again is pointless?
+
+    The server answers every error with its own JSON ``code``; a proxy's page
+    has none (``http_error``), and a proxy refusing the agent's credentials is
+    ``proxy_authentication_failed``: both may pass once the proxy or its
+    settings change.
+    """
+    from_the_server = error.code not in ("http_error", "proxy_authentication_failed")
+    return from_the_server and 400 <= error.status < 500 and error.status not in (408, 429)
 
 
 def _refuse_proxy_answer(response: aiohttp.ClientResponse, route: ProxyChoice) -> None:

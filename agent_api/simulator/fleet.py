@@ -198,13 +198,26 @@ class Fleet:
         if failures:
             raise RuntimeError(f"{len(failures)} agents failed to start; first: {failures[0]!r}") from failures[0]
 
-    def session_for(self, address: str) -> aiohttp.ClientSession:
-        """The client session whose connections leave from ``address`` (a loopback address in tests)."""
-        session = self.sessions.get(address)
+    def session_for(self, address: str, *, through_proxy: bool = False) -> aiohttp.ClientSession:
+        """The client session whose connections leave from ``address`` (a loopback address in tests).
+
+        ``through_proxy``: a session that never reuses a connection. A proxy
+        may close a connection it answered on at any moment without saying so
+        (tinyproxy serves one request per connection; squid closes idle ones
+        after client_idle_pconn_timeout), and a pooled connection taken up at
+        that moment fails the request written on it ("Can not write request
+        body", "Server disconnected"). aiohttp sends a GET again by itself, a
+        POST never: check-ins and reports were lost. So every request through
+        a proxy has a connection of its own; direct ones keep theirs alive.
+        """
+        key = f"{address} via proxy" if through_proxy else address
+        session = self.sessions.get(key)
         if session is None:
-            connector = aiohttp.TCPConnector(limit=self.max_connections, local_addr=(address, 0))
+            connector = aiohttp.TCPConnector(
+                limit=self.max_connections, local_addr=(address, 0), force_close=through_proxy
+            )
             session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60))
-            self.sessions[address] = session
+            self.sessions[key] = session
         return session
 
     async def _take_current_components(self, probe: SimAgent) -> None:

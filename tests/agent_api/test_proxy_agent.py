@@ -1,22 +1,27 @@
-"""The reference agent follows the proxy rules, through real tinyproxy instances on loopback.
+"""The reference agent follows the proxy rules, through real tinyproxy and squid instances on loopback.
 
 Automatic update: automatic proxy settings (detection, configuration script)
 first, then the internal proxy, else direct. Update Now: automatic settings
 first, then the client user's proxy (with the privilege), else direct.
 ActiveUpdate downloads: the external proxy. Every case is read off the
-proxies' own logs, not off the agent's word.
+proxies' own logs, not off the agent's word. Reports survive a proxy: they
+reach the server through tinyproxy and squid, and one that could not be sent
+is sent again until the server records it (counted on the server).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import http.server
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
 from agent_api.simulator import AgentSpec, FleetThread
 from agent_api.simulator.activeupdate import ActiveUpdateFeedThread, feed_contents
@@ -24,9 +29,9 @@ from agent_api.simulator.proxy import UserProxy
 from agents_app.models import Client, Domain
 from console.encryption import encrypt
 from tests.agent_api.conftest import SECRET
-from tests.agent_api.proxies import Proxy, tinyproxy
+from tests.agent_api.proxies import Proxy, free_port, squid, tinyproxy
 from updates_app.components import component_download, component_resolve
-from updates_app.models import AutoUpdateSettings, ProxySettings
+from updates_app.models import AutoUpdateSettings, Delivery, DeliveryStatus, ProxySettings, RunTrigger, UpdateRun
 from updates_app.version_labels import version_label
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -264,3 +269,120 @@ def test_roaming_mode_needs_the_roaming_privilege(live_server, enrollment, compo
         fleet.call(agent.checkin, "heartbeat")
     assert agent.reports_roaming() is False
     assert Client.objects.get(guid=agent.client_id).reports_roaming is False
+
+
+# --- reports survive a proxy ------------------------------------------------------------------
+
+
+@pytest.fixture(params=["tinyproxy", "squid"])
+def start_proxy(request, tmp_path) -> Callable[..., contextlib.AbstractContextManager[Proxy]]:
+    """``with start_proxy() as proxy``: a real tinyproxy or squid (``port=`` to choose where it listens)."""
+    if request.param == "tinyproxy":
+        return lambda port=0: tinyproxy(tmp_path, name=f"tinyproxy-{port}", port=port)
+    return lambda port=0: squid(port=port)
+
+
+def delivery_for(agent) -> Delivery:
+    """A notification this agent was sent, for its report to answer."""
+    run = UpdateRun.objects.create(trigger=RunTrigger.MANUAL)
+    client = Client.objects.get(guid=agent.client_id)
+    return Delivery.objects.create(
+        run=run, client=client, status=DeliveryStatus.DELIVERED, next_attempt_at=timezone.now()
+    )
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+def posted(proxy: Proxy, path: str) -> int:
+    return sum(1 for method, url in proxy.requests() if method == "POST" and url.endswith(path))
+
+
+def test_a_report_made_after_the_proxy_closed_the_agents_connection_arrives_at_once(
+    live_server, enrollment, versions, start_proxy
+):
+    with start_proxy() as proxy:
+        configure_proxy(**use_proxy("internal", proxy))
+        spec = AgentSpec(hostname="busy", holdings={"virus_pattern": version_label(versions[0].number)})
+        with fleet_for(live_server, [spec]) as fleet:
+            agent = fleet.agents[0]
+            delivery = delivery_for(agent)
+
+            async def check_in_then_report_after_a_busy_moment() -> None:
+                await agent.checkin("heartbeat")
+                # The agent's loop is busy (verifying a download, serving other agents) while the
+                # proxy closes the connection it answered on: tinyproxy at once, squid after an
+                # idle second. A pooled connection would still look open to the report.
+                time.sleep(1.5)
+                await agent.report(kind="update", ok=True, trigger="notification", delivery_id=delivery.pk)
+
+            fleet.call(check_in_then_report_after_a_busy_moment)
+        # Sent on its first try (before the fix: "Can not write request body" through tinyproxy,
+        # "Server disconnected" through squid, and the report was lost).
+        assert (agent.counters.errors, agent.counters.reports_resent, len(agent.unsent_reports)) == (0, 0, 0)
+        assert posted(proxy, "/agent/v1/report") == 1
+    delivery.refresh_from_db()
+    assert delivery.update_reported_at is not None
+
+
+def test_agents_restarting_behind_the_proxy_update_and_the_server_records_every_update(
+    live_server, enrollment, versions, start_proxy
+):
+    """The issue's case: restarting agents are told to update, through the proxy, and report it."""
+    old, latest = version_label(versions[0].number), version_label(versions[-1].number)
+    specs = [AgentSpec(hostname=f"restarts-{i}", holdings={"virus_pattern": old}) for i in range(8)]
+    with start_proxy() as proxy:
+        configure_proxy(**use_proxy("internal", proxy))
+        # Heartbeats every second through the proxy keep its connections busy while the agents restart.
+        with FleetThread(
+            server_url=live_server.url, enrollment_secret=SECRET, specs=specs, heartbeat_override=1
+        ) as fleet:
+            assert wait_for(lambda: posted(proxy, "/agent/v1/checkin") >= 8, timeout=20)
+            for agent in fleet.agents:
+                fleet.call(agent.fall_asleep)
+            AutoUpdateSettings.objects.filter(pk=1).update(update_on_restart=True)
+
+            async def restart_all() -> None:
+                await asyncio.gather(*(agent.wake() for agent in fleet.agents))
+
+            fleet.call(restart_all)
+            restarts = Delivery.objects.filter(run__trigger=RunTrigger.RESTART)
+            recorded = restarts.filter(update_reported_at__isnull=False)
+            wait_for(lambda: recorded.count() == 8, timeout=30)
+            agents = list(fleet.agents)
+        reports = posted(proxy, "/agent/v1/report")
+    assert (restarts.count(), recorded.count()) == (8, 8)
+    assert reports == 8
+    assert [a.counters.updates_ok for a in agents] == [1] * 8
+    assert sum(a.counters.errors for a in agents) == 0
+    clients = Client.objects.filter(guid__in=[a.client_id for a in agents])
+    assert [c.component_versions for c in clients] == [{"virus_pattern": latest}] * 8
+
+
+def test_a_report_that_could_not_be_sent_is_sent_again_until_the_server_records_it(
+    live_server, enrollment, versions, start_proxy
+):
+    port = free_port()  # the proxy is down: nothing listens there yet
+    configure_proxy(internal_enabled=True, internal_host="127.0.0.1", internal_port=port)
+    spec = AgentSpec(hostname="patient", holdings={"virus_pattern": version_label(versions[0].number)})
+    with fleet_for(live_server, [spec]) as fleet:
+        agent = fleet.agents[0]
+        agent.report_retry_first_seconds, agent.report_retry_most_seconds = 0.2, 0.5
+        delivery = delivery_for(agent)
+        fleet.call(agent.report, kind="update", ok=True, trigger="notification", delivery_id=delivery.pk)
+        # Kept, and tried again while the proxy stays down.
+        assert wait_for(lambda: agent.counters.reports_resent >= 2, timeout=10)
+        assert len(agent.unsent_reports) == 1
+        assert Delivery.objects.get(pk=delivery.pk).update_reported_at is None
+        with start_proxy(port=port) as proxy:
+            assert wait_for(lambda: not agent.unsent_reports, timeout=20)
+            reports = posted(proxy, "/agent/v1/report")
+    assert reports == 1
+    delivery.refresh_from_db()
+    assert delivery.update_reported_at is not None

@@ -35,7 +35,7 @@ def test_ready_when_every_check_passes(client):
     body = response.json()
     assert response.status_code == 200, body
     assert body["status"] == "ready"
-    assert set(body["checks"]) == {"database", "migrations", "broker", "worker", "beat"}
+    assert set(body["checks"]) == {"database", "migrations", "broker", "worker", "beat", "claims"}
     assert all(check["ok"] for check in body["checks"].values())
     assert response["Cache-Control"] == "no-store"
 
@@ -58,6 +58,36 @@ def test_a_stale_worker_heartbeat_makes_it_not_ready(client, settings):
     assert body["status"] == "not ready"
     assert body["checks"]["worker"]["ok"] is False and body["checks"]["worker"]["age_seconds"] >= 61
     assert body["checks"]["beat"]["ok"] is True
+
+
+def test_claims_a_lost_worker_left_are_said_and_make_it_not_ready_when_nothing_takes_them_over(client, settings):
+    from agents_app.models import Client as Endpoint
+    from agents_app.models import Domain
+    from updates_app.models import Delivery, DeliveryStatus, RunTrigger, UpdateRun
+
+    settings.HEALTH_WORKER_MAX_AGE_SECONDS = 60
+    beat_and_worker_seen()
+    run = UpdateRun.objects.create(trigger=RunTrigger.MANUAL)
+    domain = Domain.objects.create(name="Claims")
+    now = timezone.now()
+    for n, ran_out in enumerate((10, 10, 70)):
+        endpoint = Endpoint.objects.create(domain=domain, hostname=f"pc-{n}", ip_address="127.0.0.1")
+        Delivery.objects.create(
+            run=run, client=endpoint, status=DeliveryStatus.SENDING, attempts=1, next_attempt_at=now,
+            lease_expires_at=now - dt.timedelta(seconds=ran_out),
+        )  # fmt: skip
+    claims = client.get("/health/ready").json()["checks"]["claims"]
+    # Waiting longer than the limit after its lease ran out: nothing takes them over.
+    assert (claims["ok"], claims["lease_expired"], claims["limit_seconds"]) == (False, 3, 60)
+    assert claims["waited_seconds"] >= 70
+    # Taken over by the dispatcher's next round: only the other two wait, not for long.
+    Delivery.objects.filter(lease_expires_at__lt=now - dt.timedelta(seconds=60)).update(
+        lease_expires_at=now + dt.timedelta(minutes=3)
+    )
+    response = client.get("/health/ready")
+    assert response.status_code == 200
+    claims = response.json()["checks"]["claims"]
+    assert (claims["ok"], claims["lease_expired"]) == (True, 2) and 10 <= claims["waited_seconds"] < 60
 
 
 def test_an_unapplied_migration_makes_it_not_ready(client, monkeypatch):

@@ -94,13 +94,19 @@ def test_gauges_count_deliveries_backlog_attempts_runs_and_clients(scrape):
     assert m[("update_console_clients", (("status", "offline"),))] == 2
 
 
-def test_an_expired_lease_is_backlog_and_a_cancelled_run_is_not_in_progress(scrape):
-    clients = add_clients(make_domain("Leases"), 2)
+def test_an_expired_lease_is_backlog_said_apart_and_a_cancelled_run_is_not_in_progress(scrape):
+    clients = add_clients(make_domain("Leases"), 3)
     now = timezone.now()
     run = UpdateRun.objects.create(trigger=RunTrigger.MANUAL)
+    # A worker that stopped answering: its claim ran out 30 s ago (and one before it was lost once already).
     Delivery.objects.create(
-        run=run, client=clients[0], status=DeliveryStatus.SENDING, attempts=1, next_attempt_at=now,
+        run=run, client=clients[0], status=DeliveryStatus.SENDING, attempts=1, lost_leases=1, next_attempt_at=now,
         lease_expires_at=now - dt.timedelta(seconds=30),
+    )  # fmt: skip
+    # A claim still in flight is not waiting on a lost worker.
+    Delivery.objects.create(
+        run=run, client=clients[2], status=DeliveryStatus.SENDING, attempts=1, next_attempt_at=now,
+        lease_expires_at=now + dt.timedelta(seconds=30),
     )  # fmt: skip
     cancelled = UpdateRun.objects.create(trigger=RunTrigger.MANUAL, cancelled_at=now)
     Delivery.objects.create(run=cancelled, client=clients[1], status=DeliveryStatus.PENDING, next_attempt_at=now)
@@ -108,6 +114,8 @@ def test_an_expired_lease_is_backlog_and_a_cancelled_run_is_not_in_progress(scra
     m = scrape()
 
     assert m[("update_console_deliveries_due", ())] == 2
+    assert m[("update_console_deliveries_lease_expired", ())] == 1
+    assert m[("update_console_notification_resends_after_lost_worker", ())] == 1
     assert 30 <= m[("update_console_oldest_due_delivery_age_seconds", ())] < 90
     assert m[("update_console_runs_in_progress", (("trigger", "manual"),))] == 1
 
@@ -115,6 +123,7 @@ def test_an_expired_lease_is_backlog_and_a_cancelled_run_is_not_in_progress(scra
 def test_an_empty_installation_scrapes_zeros(scrape):
     m = scrape()
     assert m[("update_console_deliveries_due", ())] == 0
+    assert m[("update_console_deliveries_lease_expired", ())] == 0
     assert m[("update_console_oldest_due_delivery_age_seconds", ())] == 0
     assert m[("update_console_notification_attempts", ())] == 0
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from agents_app.models import Client, ConnectionStatus, Domain
@@ -48,3 +50,24 @@ def make_client(domain, fleet):
         return client
 
     return make
+
+
+@pytest.fixture
+def private_queue():
+    """A broker queue of this test's own: its tasks go there, and the worker processes it starts read only it.
+
+    Tests run in parallel on one Redis database: a shared queue would hand
+    one test's tasks to another test's worker (whose database does not hold
+    their rows). Deleted afterwards, with whatever is left in it.
+    """
+    from console.celery import app
+
+    name = f"test-{uuid.uuid4().hex[:16]}"
+    default = app.conf.task_default_queue
+    app.conf.task_default_queue = name
+    try:
+        yield name
+    finally:
+        app.conf.task_default_queue = default
+        with app.connection_for_write() as connection:
+            connection.default_channel.queue_delete(name)

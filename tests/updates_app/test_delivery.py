@@ -14,7 +14,7 @@ from django.utils import timezone
 from agents_app.models import Client, ConnectionStatus
 from tests.updates_app.engine import engine_round
 from updates_app.components import component_version_announce
-from updates_app.engine.claim import WORKER_LOST, deliveries_claim, deliveries_record_outcomes
+from updates_app.engine.claim import deliveries_claim, deliveries_record_outcomes
 from updates_app.engine.runs import deliveries_create, run_cancel, run_create_manual
 from updates_app.models import (
     AutoUpdateSettings,
@@ -93,14 +93,14 @@ def test_the_claim_counts_the_attempt_before_sending(make_client):
     run = manual_run(Client.objects.all())
     claim = deliveries_claim(limit=10)
     delivery = Delivery.objects.get(run=run)
-    assert claim.delivery_ids == [delivery.pk]
+    assert (claim.delivery_ids, claim.resent) == ([delivery.pk], 0)
     assert (delivery.status, delivery.attempts, delivery.claim_token) == (DeliveryStatus.SENDING, 1, claim.token)
     # Claimed rows are not claimed again while the lease runs.
     assert deliveries_claim(limit=10) is None
 
 
 @pytest.mark.django_db
-def test_a_row_whose_worker_died_is_reclaimed_after_the_lease_and_its_attempt_counts_once(make_client, settings):
+def test_a_row_whose_worker_died_is_sent_again_after_the_lease_as_the_same_attempt(make_client, settings):
     settings.NOTIFY_LEASE_SECONDS = 60
     client = make_client()
     manual_run(Client.objects.all())
@@ -114,24 +114,49 @@ def test_a_row_whose_worker_died_is_reclaimed_after_the_lease_and_its_attempt_co
         # The dead worker's late outcome (if it ever came) is ignored.
         deliveries_record_outcomes(token=dead.token, outcomes={dead.delivery_ids[0]: "HTTP 500"})
     delivery = Delivery.objects.get()
-    assert (delivery.status, delivery.attempts) == (DeliveryStatus.DELIVERED, 2)
-    assert len(client.agent.received) == 1
+    # The first attempt, sent twice: no attempt used up by the lost worker.
+    assert (delivery.status, delivery.attempts, delivery.lost_leases) == (DeliveryStatus.DELIVERED, 1, 1)
+    assert client.agent.message_ids == [f"dlv_{delivery.pk}"]
 
 
 @pytest.mark.django_db
-def test_a_worker_lost_on_the_last_attempt_gives_up_without_a_sixth(make_client, settings):
+def test_a_worker_lost_on_the_last_attempt_sends_that_attempt_again_never_a_sixth(make_client, settings):
     settings.NOTIFY_LEASE_SECONDS = 60
-    client = make_client()
+    client = make_client(failures=1)
     manual_run(Client.objects.all())
     Delivery.objects.update(attempts=4)
     with time_machine.travel(NOW, tick=False) as clock:
         Delivery.objects.update(next_attempt_at=NOW)
-        deliveries_claim(limit=10)
-        clock.move_to(NOW + dt.timedelta(minutes=5))
+        deliveries_claim(limit=10)  # the fifth attempt; its worker dies
+        clock.move_to(NOW + dt.timedelta(minutes=1))
+        assert engine_round() == 1  # the fifth attempt again: it fails (503)
+        clock.move_to(NOW + dt.timedelta(hours=2))
         assert engine_round() == 0
     delivery = Delivery.objects.get()
-    assert (delivery.status, delivery.attempts, delivery.last_error) == (DeliveryStatus.GAVE_UP, 5, WORKER_LOST)
+    assert (delivery.status, delivery.attempts, delivery.lost_leases) == (DeliveryStatus.GAVE_UP, 5, 1)
+    assert delivery.last_error == "HTTP 503"
     assert client.agent.received == []
+
+
+@pytest.mark.django_db
+def test_a_notification_that_loses_its_worker_every_time_gives_up_after_the_cap(make_client, settings):
+    settings.NOTIFY_LEASE_SECONDS = 60
+    settings.NOTIFY_MAX_LOST_LEASES = 3
+    make_client()
+    manual_run(Client.objects.all())
+    with time_machine.travel(NOW, tick=False) as clock:
+        Delivery.objects.update(next_attempt_at=NOW)
+        for minute in range(4):
+            clock.move_to(NOW + dt.timedelta(minutes=minute))
+            assert deliveries_claim(limit=10) is not None  # claimed, and its worker dies every time
+        clock.move_to(NOW + dt.timedelta(minutes=4))
+        assert engine_round() == 0
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts, delivery.lost_leases) == (DeliveryStatus.GAVE_UP, 1, 3)
+    assert delivery.last_error == (
+        "gave up: the worker sending it stopped answering 4 times without recording an outcome"
+    )
+    assert (delivery.lease_expires_at, delivery.claim_token) == (None, "")
 
 
 @pytest.mark.django_db

@@ -4,11 +4,11 @@ The database is the source of truth. A dispatcher claims due rows in batches:
 it marks them "sending", counts the attempt, stamps a claim token and a lease.
 A send task posts the batch and records every outcome in bulk, but only for
 rows that still carry its token. Rows whose worker died stay "sending" until
-their lease expires; then the next claim takes them over (and counts a new
-attempt), or gives them up if they have no attempt left. Several dispatchers
-may run at once: on PostgreSQL the claim skips rows another transaction has
-locked (SELECT ... FOR UPDATE SKIP LOCKED); SQLite serves one machine and
-claims with a conditional update.
+their lease expires; then the next claim takes them over and sends the same
+attempt again, or gives them up, as the retry rule says (engine/retry.py).
+Several dispatchers may run at once: on PostgreSQL the claim skips rows
+another transaction has locked (SELECT ... FOR UPDATE SKIP LOCKED); SQLite
+serves one machine and claims with a conditional update.
 """
 
 from __future__ import annotations
@@ -22,20 +22,19 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Case, Count, F, Max, Min, Q, Value, When
 from django.utils import timezone
 
 from updates_app.engine import retry
-from updates_app.models import UNFINISHED_STATUSES, Delivery, DeliveryStatus
-
-OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
-WORKER_LOST = "no outcome recorded: the worker was lost during the attempt"
+from updates_app.models import OPEN_STATUSES, UNFINISHED_STATUSES, Delivery, DeliveryStatus
 
 
 @dataclass(frozen=True)
 class Claim:
     token: str
     delivery_ids: list[int]
+    # How many of them are sent again because their worker was lost (same attempt, same webhook-id).
+    resent: int = 0
 
 
 class ClaimedDelivery(NamedTuple):
@@ -75,35 +74,34 @@ def _due(now: dt.datetime) -> Q:
 
 
 def deliveries_give_up_exhausted(*, now: dt.datetime | None = None) -> int:
-    """Give up due rows that have used every attempt (e.g. a worker died during the last one)."""
+    """Give up due rows the retry rule has spent: every attempt used, or their worker lost once too often."""
     now = now or timezone.now()
-    return Delivery.objects.filter(_due(now), attempts__gte=retry.max_attempts()).update(
+    return Delivery.objects.filter(_due(now), retry.spent()).update(
         **claim_released(
             status=DeliveryStatus.GAVE_UP,
             last_error=Case(
-                When(status=DeliveryStatus.SENDING, then=Value(WORKER_LOST)),
+                When(status=DeliveryStatus.SENDING, then=Value(retry.lost_worker_gave_up())),
                 default=F("last_error"),
             ),
         )
     )
 
 
-def _oldest_due_ids(now: dt.datetime, limit: int) -> list[int]:
-    """The ``limit`` oldest due rows, one short ordered index range per status (SQLite's claim).
+def _oldest_due(now: dt.datetime, limit: int) -> list[tuple[int, str]]:
+    """(pk, status) of the ``limit`` oldest rows a worker may take, one short ordered index range per status.
 
-    SQLite would otherwise walk the whole next_attempt_at index in order,
-    through every finished delivery kept for the retention period, to avoid a
-    sort; per status, delivery_due_idx (status, next_attempt_at) hands each
-    range over in order and only unfinished rows are read.
+    SQLite's claim: it would otherwise walk the whole next_attempt_at index in
+    order, through every finished delivery kept for the retention period, to
+    avoid a sort; per status, delivery_due_idx (status, next_attempt_at) hands
+    each range over in order and only unfinished rows are read.
     """
-    left = Q(attempts__lt=retry.max_attempts())
     ranges = [Delivery.objects.filter(status=status, push=True, next_attempt_at__lte=now) for status in OPEN_STATUSES]
     ranges.append(Delivery.objects.filter(status=DeliveryStatus.SENDING, lease_expires_at__lte=now))
-    rows: list[tuple[dt.datetime, int]] = []
+    rows: list[tuple[dt.datetime, int, str]] = []
     for rows_of_status in ranges:
-        ordered = rows_of_status.filter(left).order_by("next_attempt_at", "pk")
-        rows.extend(ordered.values_list("next_attempt_at", "pk")[:limit])
-    return [pk for _, pk in sorted(rows)[:limit]]
+        ordered = rows_of_status.filter(retry.may_be_sent()).order_by("next_attempt_at", "pk")
+        rows.extend(ordered.values_list("next_attempt_at", "pk", "status")[:limit])
+    return [(pk, status) for _, pk, status in sorted(rows)[:limit]]
 
 
 @transaction.atomic
@@ -111,32 +109,38 @@ def deliveries_claim(*, limit: int, now: dt.datetime | None = None) -> Claim | N
     """Claim up to ``limit`` due deliveries for one send task; None when nothing is due."""
     now = now or timezone.now()
     token = uuid.uuid4().hex
-    due = Delivery.objects.filter(_due(now), attempts__lt=retry.max_attempts())
-    candidates = due.order_by("next_attempt_at", "pk").values_list("pk", flat=True)
+    due = Delivery.objects.filter(_due(now), retry.may_be_sent())
     claim = {
         "status": DeliveryStatus.SENDING,
-        # Counted now, before anything is sent: an attempt cut short by a dying
-        # worker still counts, exactly once.
-        "attempts": F("attempts") + 1,
+        # Counted now, before anything is sent (a row taken over from a lost
+        # worker is the same attempt again: retry.counted_at_claim).
+        **retry.counted_at_claim(),
         "lease_expires_at": now + dt.timedelta(seconds=settings.NOTIFY_LEASE_SECONDS),
         "claim_token": token,
     }
     if connection.features.has_select_for_update_skip_locked:
         # Rows locked by a concurrent claim are skipped, not waited for.
-        ids = list(candidates.select_for_update(skip_locked=True)[:limit])
-        if not ids:
+        candidates = due.order_by("next_attempt_at", "pk").values_list("pk", "status")
+        rows = list(candidates.select_for_update(skip_locked=True)[:limit])
+        if not rows:
             return None
+        ids = [pk for pk, _ in rows]
         Delivery.objects.filter(pk__in=ids).update(**claim)
-        return Claim(token=token, delivery_ids=ids)
-    ids = _oldest_due_ids(now, limit)
-    if not ids:
-        return None
-    # The condition repeats the due test: a row another process claimed
-    # meanwhile is no longer due and is left alone.
-    claimed = due.filter(pk__in=ids).update(**claim)
-    if claimed != len(ids):
-        ids = list(Delivery.objects.filter(claim_token=token).values_list("pk", flat=True))
-    return Claim(token=token, delivery_ids=ids) if ids else None
+    else:
+        rows = _oldest_due(now, limit)
+        if not rows:
+            return None
+        ids = [pk for pk, _ in rows]
+        # The condition repeats the due test: a row another process claimed
+        # meanwhile is no longer due and is left alone.
+        claimed = due.filter(pk__in=ids).update(**claim)
+        if claimed != len(ids):
+            ids = list(Delivery.objects.filter(claim_token=token).values_list("pk", flat=True))
+            if not ids:
+                return None
+    taken = set(ids)
+    resent = sum(1 for pk, status in rows if pk in taken and status == DeliveryStatus.SENDING)
+    return Claim(token=token, delivery_ids=ids, resent=resent)
 
 
 @transaction.atomic
@@ -179,6 +183,49 @@ def deliveries_hold_for_checkin(*, token: str, delivery_ids: list[int], reason: 
     return Delivery.objects.filter(claim_token=token, status=DeliveryStatus.SENDING, pk__in=delivery_ids).update(
         **claim_released(status=DeliveryStatus.PENDING, push=False, attempts=F("attempts") - 1, last_error=reason)
     )
+
+
+@dataclass(frozen=True)
+class ClaimsHeld:
+    """Rows held by claims: in flight (lease running), and left by a lost worker (lease run out, no outcome)."""
+
+    in_flight: int
+    # When the last running lease runs out.
+    in_flight_until: dt.datetime | None
+    lost: int
+    # When the oldest lost lease ran out.
+    lost_since: dt.datetime | None
+    # Of the lost ones, those the next claim gives up (lost once too often) instead of sending again.
+    lost_spent: int
+
+    def resend_by(self, now: dt.datetime) -> dt.datetime | None:
+        """When the lost rows (or, should their worker stop answering, the rows in flight) are sent again at the latest.
+
+        The dispatcher's next round after the lease runs out takes them over,
+        as long as a worker and beat run.
+        """
+        interval = dt.timedelta(seconds=settings.NOTIFY_DISPATCH_INTERVAL_SECONDS)
+        if self.lost:
+            return now + interval
+        return self.in_flight_until + interval if self.in_flight_until else None
+
+
+def claims_held(*, run_id: int | None = None, now: dt.datetime | None = None) -> ClaimsHeld:
+    """What claims hold now, in one query (of one run, or of all): for the run page, /metrics and /health/ready."""
+    now = now or timezone.now()
+    # The status IN term is implied; it lets both databases read the partial index of unfinished rows.
+    rows = Delivery.objects.filter(status__in=UNFINISHED_STATUSES).filter(status=DeliveryStatus.SENDING)
+    if run_id is not None:
+        rows = rows.filter(run_id=run_id)
+    running, lost = Q(lease_expires_at__gt=now), Q(lease_expires_at__lte=now)
+    held = rows.order_by().aggregate(
+        in_flight=Count("pk", filter=running),
+        in_flight_until=Max("lease_expires_at", filter=running),
+        lost=Count("pk", filter=lost),
+        lost_since=Min("lease_expires_at", filter=lost),
+        lost_spent=Count("pk", filter=lost & retry.spent()),
+    )
+    return ClaimsHeld(**held)
 
 
 def deliveries_in_flight(*, now: dt.datetime | None = None) -> int:

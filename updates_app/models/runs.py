@@ -80,10 +80,15 @@ class Delivery(models.Model):
     run = models.ForeignKey(UpdateRun, on_delete=models.CASCADE, related_name="deliveries")
     client = models.ForeignKey("agents_app.Client", on_delete=models.CASCADE, related_name="deliveries")
     status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    # Attempts whose outcome counts under the retry rule (updates_app/engine/retry.py).
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Times a worker was lost while sending this notification (its lease ran
+    # out, no outcome recorded) and the same attempt was sent again; capped by
+    # NOTIFY_MAX_LOST_LEASES, apart from ``attempts``.
+    lost_leases = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(db_index=True)
     # While status is "sending": the claim expires at this time, after which
-    # another worker may take the row over (its attempt already counted).
+    # another worker may take the row over and send the same attempt again.
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
     # Which claim holds the row while "sending": a worker records outcomes only

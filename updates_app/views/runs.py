@@ -26,6 +26,7 @@ from console.exports import csv_download
 from console.permissions import VIEW_CLIENTS, permission_required_or_403
 from updates_app.compliance import STATE_LABELS
 from updates_app.engine import retry
+from updates_app.engine.claim import claims_held
 from updates_app.engine.runs import run_cancel, run_create_manual
 from updates_app.forms.manual import OUTDATED, SELECTED, ManualUpdateForm
 from updates_app.models import DeliveryStatus, UpdateRun
@@ -159,6 +160,12 @@ def run_progress(request: HttpRequest) -> JsonResponse:
 @permission_required_or_403(VIEW_CLIENTS)
 def run_detail(request: HttpRequest, pk: int) -> HttpResponseBase:
     run = get_object_or_404(runs_with_progress(), pk=pk)
+    now = timezone.now()
+    # What claims hold of this run: in flight, or left by a worker that stopped answering.
+    held = claims_held(run_id=run.pk, now=now)
+    claims = {"claims": held, "resend_by": held.resend_by(now), "lost_limit": retry.max_lost_leases() + 1}
+    if request.GET.get("partial") == "claims":
+        return render(request, "updates_app/_run_claims.html", claims)
     progress_attach([run])
     status = request.GET.get("status", "")
     search = request.GET.get("q", "").strip()
@@ -192,6 +199,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponseBase:
         "demo": settings.CONSOLE_DEMO,
         "nav": "updates",
         "breadcrumb": ["Updates", "Summary", str(run)],
+        **claims,
     }
     template = "updates_app/_deliveries.html" if request.GET.get("partial") else "updates_app/run_detail.html"
     return render(request, template, context)
