@@ -14,7 +14,8 @@ from typing import Any
 
 from django.utils import timezone
 
-from updates_app.engine.rings import ring_evidence
+from console.wording import duration
+from updates_app.engine.rings import post_update_bound, ring_evidence
 from updates_app.models import Rollout, RolloutPolicy, RolloutRing, RolloutState
 from updates_app.settings_save import SaveResult, SettingsRules
 
@@ -51,6 +52,10 @@ class RolloutView:
         return started[-1] if started else None
 
     @property
+    def silence_rule(self) -> str:
+        return silence_rule_words()
+
+    @property
     def next_ring_at(self) -> dt.datetime | None:
         current = self.current_ring
         return current.soak_ends_at if current and self.rollout.state == RolloutState.ACTIVE else None
@@ -73,3 +78,12 @@ def rollouts_for_summary(*, finished: int = 3) -> list[RolloutView]:
         watching = ring_evidence(started[-1]) if rollout.state == RolloutState.ACTIVE and started else []
         views.append(RolloutView(rollout=rollout, rings=rings, watching=watching))
     return views
+
+
+def silence_rule_words() -> str:
+    """How a roll-out judges silence, for the Update Summary's time line of each roll-out."""
+    return (
+        f"A client that reports the update and then makes no post-update check-in within "
+        f"{duration(post_update_bound())}, or goes offline, counts as fallen silent; the next ring waits until "
+        "every update reported during the soak has been judged."
+    )

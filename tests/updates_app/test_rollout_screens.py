@@ -220,3 +220,18 @@ def test_the_run_page_of_a_staged_roll_out_shows_its_rings(viewer_client, halted
     assert "Staged roll-out</span> Halted" in body
     assert "ring 1 2 clients from" in body and "everyone else not started" in body
     assert "update failed" in body  # the failure the agents reported, on their deliveries
+
+
+def test_the_policy_refuses_a_soak_shorter_than_the_post_update_bound(superuser_client, settings):
+    settings.AGENT_POST_UPDATE_CHECKIN_SECONDS = 600
+    body = superuser_client.get(reverse("updates:automatic-update")).content.decode()
+    assert "At least 10 minutes on this server" in body
+    response = superuser_client.post(SAVE_URL, form_data(soak_minutes="9"))
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert 'id="error-soak_minutes"' in html
+    assert "The soak time must be at least 10 minutes: silence after an update is judged 10 minutes after" in html
+    assert RolloutPolicy.load().soak_minutes == 60 and not AuditEntry.objects.exists()
+    # The bound itself is accepted.
+    assert superuser_client.post(SAVE_URL, form_data(soak_minutes="10")).status_code == 302
+    assert RolloutPolicy.load().soak_minutes == 10
