@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import pytest
 from django.core.management import call_command
+from django.urls import reverse
 
 from agent_api.simulator import AgentSpec, FleetThread
 from agents_app.models import Client, ConnectionStatus, Domain
@@ -207,3 +208,38 @@ def test_a_healthy_version_reaches_every_ring_in_order_each_after_its_soak(stage
         # Every agent checks in after its update (the last ring's within the bound), as the protocol asks.
         assert play_beat_until(lambda: all(a.counters.post_update_checkins >= 1 for a in fleet.agents), timeout=10.0)
         assert all(a.counters.fell_silent == 0 for a in fleet.agents)
+
+
+def test_a_superseded_halted_roll_out_never_pushes_its_older_version(
+    staged, live_server, celery_worker, superuser_client
+):
+    component, _first, specs, settings = staged
+    with reference_fleet(live_server, specs, settings) as fleet:
+        # given: 18.501 halted after its first ring (its canaries report failures) ...
+        halted = bad_version_halts(component, mode="fail")
+        # ... and 18.502 downloaded, its own roll-out under way
+        newer = component_download(component=component)
+        current = Rollout.objects.get(version=newer)
+        # when: the administrator presses Resume on 18.501 (a page loaded before 18.502 came)
+        response = superuser_client.post(reverse("updates:rollout-action", args=[halted.pk, "resume"]), follow=True)
+        assert f"superseded by {newer.label}" in response.content.decode()
+        # then: 18.502 reaches the whole fleet, ring by ring ...
+        assert play_beat_until(
+            lambda: all(a.versions == {"virus_pattern": newer.label} for a in fleet.agents), timeout=90.0
+        )
+        assert Rollout.objects.get(pk=current.pk).state == RolloutState.COMPLETED
+        # (and every agent made its post-update check-in for it: the fleet is quiet again)
+        assert play_beat_until(lambda: all(a.counters.post_update_checkins >= 1 for a in fleet.agents), timeout=10.0)
+        # ... while 18.501 went to nobody outside its first ring, and its roll-out stayed halted
+        halted.refresh_from_db()
+        assert halted.state == RolloutState.HALTED
+        assert halted.rings.filter(number__gt=1, started_at__isnull=False).count() == 0
+        assert set(Delivery.objects.filter(run=halted.run).values_list("client__hostname", flat=True)) == {
+            "canary-0",
+            "canary-1",
+            "canary-2",
+        }
+        for desk in (a for a in fleet.agents if a.spec.domain == "Office"):
+            # pushed, or handed over at a check-in (which the log of pushes does not show)
+            assert {n["run_id"] for n in desk.notification_log} <= {current.run_id}
+            assert desk.counters.updates_failed == 0  # 18.501 (marked bad) was never applied

@@ -29,6 +29,11 @@ the manifest and the restart rule; schedules lead to the manifest too).
 Without a halt the next ring starts on its own once the soak is over
 (``rollouts_advance``, run by beat).
 
+A roll-out is superseded once a newer version of its component is current
+(downloaded and not withdrawn): it may be stopped or rolled back, but it is
+never resumed or advanced again (``rollouts_superseded_by``), so it cannot
+push an older version to more clients.
+
 Safety: a ring is started by a conditional UPDATE (``started_at`` IS NULL) in
 the same transaction that records its members and creates its deliveries,
 under a lock on the roll-out row. Two workers racing on PostgreSQL: the second
@@ -46,7 +51,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Max, Q, QuerySet
 from django.utils import timezone
 
 from agents_app.models import Client, ConnectionStatus, Domain
@@ -66,6 +71,7 @@ from updates_app.models import (
     RunTrigger,
     UpdateRun,
 )
+from updates_app.version_labels import version_label
 
 logger = logging.getLogger(__name__)
 
@@ -192,8 +198,8 @@ def rings_preview(*, policy: RolloutPolicy) -> list[tuple[str, int, int]]:
 def ring_start(*, ring: RolloutRing, now: dt.datetime | None = None) -> bool:
     """Notify a ring, once: True when this call started it, False when it was started already or may not start."""
     now = now or timezone.now()
-    rollout = Rollout.objects.select_for_update().get(pk=ring.rollout_id)
-    if rollout.state != RolloutState.ACTIVE:
+    rollout = Rollout.objects.select_for_update(of=("self",)).select_related("version").get(pk=ring.rollout_id)
+    if rollout.state != RolloutState.ACTIVE or rollouts_superseded_by([rollout]):
         return False
     soak_ends = now + dt.timedelta(seconds=rollout.soak_seconds)
     # The one guard that matters: only one transaction can move started_at from NULL.
@@ -336,11 +342,16 @@ def rollouts_advance(*, now: dt.datetime | None = None) -> dict[str, int]:
     """Beat: halt a roll-out whose current ring looks bad; otherwise start its next ring after the soak.
 
     The next ring starts once the soak is over and every update reported during it has been judged
-    (checked in after it, or counted silent).
+    (checked in after it, or counted silent). A superseded roll-out is stopped instead.
     """
     now = now or timezone.now()
     done = {"halted": 0, "started": 0}
-    for rollout in Rollout.objects.filter(state=RolloutState.ACTIVE).select_related("run"):
+    active = list(Rollout.objects.filter(state=RolloutState.ACTIVE).select_related("run", "version"))
+    superseded = rollouts_superseded_by(active)
+    for rollout in active:
+        if rollout.pk in superseded:
+            _stop_superseded(rollout, by=superseded[rollout.pk], now=now)
+            continue
         rings = list(rollout.rings.order_by("number"))
         started = [r for r in rings if r.started_at is not None]
         pending = [r for r in rings if r.started_at is None]
@@ -362,9 +373,60 @@ def rollouts_advance(*, now: dt.datetime | None = None) -> dict[str, int]:
     return done
 
 
+def rollouts_superseded_by(rollouts: list[Rollout]) -> dict[int, str]:
+    """{roll-out pk: the label of its component's current version} for those a newer current version superseded.
+
+    Current: the newest version not withdrawn (also while its own roll-out holds it back). One query.
+    """
+    component_ids = {r.version.component_id for r in rollouts}
+    if not component_ids:
+        return {}
+    current = dict(
+        ComponentVersion.objects.offered()
+        .filter(component_id__in=component_ids)
+        .values("component_id")
+        .annotate(latest=Max("number"))
+        .values_list("component_id", "latest")
+    )
+    return {
+        r.pk: version_label(current[r.version.component_id])
+        for r in rollouts
+        if current.get(r.version.component_id, r.version.number) > r.version.number
+    }
+
+
+class RolloutSuperseded(ValueError):
+    """Resuming a roll-out a newer version superseded: refused, nothing changed; the message says why."""
+
+
+def superseded_words(rollout: Rollout, by: str) -> str:
+    """Why a superseded roll-out is not resumed: the refusal's message and the Summary's note."""
+    return (
+        f"{rollout} was superseded by {by}: it can be stopped or rolled back, but not resumed "
+        "(it would send an older version to more clients)."
+    )
+
+
+def _stop_superseded(rollout: Rollout, *, by: str, now: dt.datetime) -> None:
+    # Conditional: whatever the administrator did meanwhile stands.
+    if Rollout.objects.filter(pk=rollout.pk, state=RolloutState.ACTIVE).update(
+        state=RolloutState.STOPPED, resolved_at=now
+    ):
+        why = f"superseded by {by}: no further ring"
+        logger.info("%s stopped: %s", rollout, why)
+        audit_record(actor=None, action="staged roll-out stopped", target=str(rollout), changes={"why": why})
+
+
 @transaction.atomic
 def rollout_resume(*, rollout: Rollout, actor) -> bool:
-    """The administrator accepts the evidence: the roll-out goes on, its next ring starts now."""
+    """The administrator accepts the evidence: the roll-out goes on, its next ring starts now.
+
+    False when it is not halted; RolloutSuperseded (nothing changed) when a newer version is current.
+    """
+    locked = Rollout.objects.select_for_update(of=("self",)).select_related("version__component").get(pk=rollout.pk)
+    superseded = rollouts_superseded_by([locked])
+    if locked.state == RolloutState.HALTED and superseded:
+        raise RolloutSuperseded(superseded_words(locked, superseded[locked.pk]))
     resumed = Rollout.objects.filter(pk=rollout.pk, state=RolloutState.HALTED).update(
         state=RolloutState.ACTIVE, resolved_at=timezone.now(), resolved_by=actor
     )
