@@ -42,6 +42,11 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_DOMAIN = "Workgroup"
 
+# The check-in an agent owes after reporting an update it was notified of
+# (within AGENT_POST_UPDATE_CHECKIN_SECONDS): always recorded, with a stamp of
+# its own, which is how a staged roll-out tells a live agent from a silent one.
+POST_UPDATE_EVENT = "post_update"
+
 
 # Key of the PostgreSQL advisory lock that serializes creating top-level domains.
 _DOMAIN_CREATE_LOCK = 0x5EED_D0_0A
@@ -155,6 +160,7 @@ def agent_register(
         "token": token,
         "signing_key": encode_key(client_signing_key(str(client.guid))),
         "heartbeat_interval_seconds": settings.AGENT_HEARTBEAT_SECONDS,
+        "post_update_checkin_seconds": settings.AGENT_POST_UPDATE_CHECKIN_SECONDS,
         "domain": target.name,
         "status": client.status,
         "actions": actions,
@@ -186,9 +192,10 @@ def _quiet_heartbeat(*, client: Client, event: str, fields: dict[str, Any], now:
     reported versions all match the stored row, and the last-contact stamp is
     younger than AGENT_CONTACT_REFRESH_SECONDS (a coarse signal: refreshing it
     on every heartbeat would cost an UPDATE and a commit for nothing). A
-    restart is never quiet (it may have to be told to update).
+    restart is never quiet (it may have to be told to update), nor a
+    post-update check-in (its stamp is the proof of life a roll-out waits for).
     """
-    if event == RESTART_EVENT:
+    if event in (RESTART_EVENT, POST_UPDATE_EVENT):
         return False
     if any(getattr(client, name) != value for name, value in fields.items() if name != "last_contact_at"):
         return False
@@ -233,6 +240,8 @@ def agent_checkin(
     }
     if component_versions:
         fields["component_versions"] = component_versions
+    if event == POST_UPDATE_EVENT:
+        fields["post_update_checkin_at"] = now
     # The settings (for the configuration version) and whether anything waits for this client:
     # read with the client at authentication, else one query here.
     proxy: ProxySettings | None = None  # unread: configuration_version reads it
@@ -268,6 +277,7 @@ def agent_checkin(
         "config_changed": current != config_version,
         "config_version": current,
         "heartbeat_interval_seconds": settings.AGENT_HEARTBEAT_SECONDS,
+        "post_update_checkin_seconds": settings.AGENT_POST_UPDATE_CHECKIN_SECONDS,
         "server_time": now,
         "signing_key": None if signing_key_id == key_id(signing_key) else encode_key(signing_key),
     }

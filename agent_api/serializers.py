@@ -90,6 +90,15 @@ class ActionSerializer(serializers.Serializer):
     scan_after = serializers.BooleanField()
 
 
+def post_update_checkin_field() -> serializers.IntegerField:
+    """The bound of the post-update check-in, in the register and check-in answers (a field each)."""
+    return serializers.IntegerField(
+        help_text="After reporting a successful update that names a delivery_id, check in with event "
+        "post_update within this many seconds (about half-way through is best); an agent that does not "
+        "counts as silent, evidence against the version in a staged roll-out."
+    )
+
+
 class RegisterResponse(serializers.Serializer):
     client_id = serializers.UUIDField()
     token = serializers.CharField(help_text="Bearer token for every later call; the server keeps only its hash.")
@@ -97,6 +106,7 @@ class RegisterResponse(serializers.Serializer):
         help_text="whsec_ and the base64 of the key that signs notifications to this agent (Standard Webhooks)."
     )
     heartbeat_interval_seconds = serializers.IntegerField()
+    post_update_checkin_seconds = post_update_checkin_field()
     domain = serializers.CharField()
     status = serializers.CharField()
     actions = ActionSerializer(
@@ -112,7 +122,7 @@ class CheckinRequest(RequestSerializer):
     validates_shape_only = True
     per_request_fields = ("signing_key_id",)
 
-    event = serializers.ChoiceField(choices=["heartbeat", "restart", "poll"])
+    event = serializers.ChoiceField(choices=["heartbeat", "restart", "poll", "post_update"])
     component_versions = VersionsField(required=False, default=dict)
     config_version = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
     scheduled_update_disabled = serializers.BooleanField(
@@ -135,6 +145,7 @@ class CheckinResponse(serializers.Serializer):
     config_changed = serializers.BooleanField()
     config_version = serializers.CharField()
     heartbeat_interval_seconds = serializers.IntegerField()
+    post_update_checkin_seconds = post_update_checkin_field()
     server_time = serializers.DateTimeField()
     signing_key = serializers.CharField(
         allow_null=True,

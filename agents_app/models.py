@@ -143,6 +143,9 @@ class Client(ClientSettings):
     # The agent asked for roaming mode; it is roaming only with the privilege.
     reports_roaming = models.BooleanField(default=False)
     last_contact_at = models.DateTimeField(null=True, blank=True)
+    # Its last post-update check-in (the agent API's "post_update" event): a staged roll-out counts
+    # a client that reported an update and has none since, within the bound, as fallen silent.
+    post_update_checkin_at = models.DateTimeField(null=True, blank=True)
     registered_at = models.DateTimeField(auto_now_add=True)
     # Agent API credentials: only a hash of the bearer token is stored.
     token_hash = models.CharField(max_length=64, blank=True, db_index=True)

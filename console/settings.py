@@ -393,6 +393,18 @@ if AGENT_OFFLINE_AFTER_SECONDS <= AGENT_HEARTBEAT_SECONDS + AGENT_CONTACT_REFRES
         f"AGENT_HEARTBEAT_SECONDS + AGENT_CONTACT_REFRESH_SECONDS ({AGENT_HEARTBEAT_SECONDS} + "
         f"{AGENT_CONTACT_REFRESH_SECONDS}), or live clients would be marked offline."
     )
+# An agent that reported an update it was notified of checks in again (event
+# "post_update") within this bound: one that does not is silent evidence against
+# the version in a staged roll-out (updates_app.engine.rings), long before the
+# offline timer above would say so. Agents learn it from every register and
+# check-in answer; the soak time may not be shorter (updates_app/forms/rollouts.py).
+AGENT_POST_UPDATE_CHECKIN_SECONDS = env_int("AGENT_POST_UPDATE_CHECKIN_SECONDS", 300, minimum=2)
+if 0 < ROLLOUT_SOAK_SECONDS < AGENT_POST_UPDATE_CHECKIN_SECONDS:
+    # The screen refuses such a soak too: the next ring would start before silence could be judged.
+    raise ImproperlyConfigured(
+        f"ROLLOUT_SOAK_SECONDS ({ROLLOUT_SOAK_SECONDS}) must be at least AGENT_POST_UPDATE_CHECKIN_SECONDS "
+        f"({AGENT_POST_UPDATE_CHECKIN_SECONDS}): silence after an update is judged only once that bound has passed."
+    )
 # Clients whose IP is in these ranges are behind NAT: never pushed to, they poll.
 AGENT_UNREACHABLE_NETWORKS = env_networks("AGENT_UNREACHABLE_NETWORKS", [])
 # Notifications go only to registered addresses inside these networks.

@@ -14,8 +14,9 @@ from typing import Any
 
 from django.utils import timezone
 
-from updates_app.engine.rings import ring_evidence
-from updates_app.models import Rollout, RolloutPolicy, RolloutRing, RolloutState
+from console.wording import duration
+from updates_app.engine.rings import post_update_bound, ring_evidence, rollouts_superseded_by, superseded_words
+from updates_app.models import HOLDING_STATES, Rollout, RolloutPolicy, RolloutRing, RolloutState
 from updates_app.settings_save import SaveResult, SettingsRules
 
 # Every editable field of the policy, in the screen's order, with its name in the audit log.
@@ -44,11 +45,21 @@ class RolloutView:
     rings: list[RolloutRing]
     # Live evidence of the current ring while rolling out (the halt keeps its own).
     watching: list[dict]
+    # The label of the newer current version of its component, while the roll-out still holds its own back.
+    superseded_by: str | None = None
 
     @property
     def current_ring(self) -> RolloutRing | None:
         started = [r for r in self.rings if r.started_at]
         return started[-1] if started else None
+
+    @property
+    def superseded_why(self) -> str:
+        return superseded_words(self.rollout, self.superseded_by) if self.superseded_by else ""
+
+    @property
+    def silence_rule(self) -> str:
+        return silence_rule_words()
 
     @property
     def next_ring_at(self) -> dt.datetime | None:
@@ -67,9 +78,22 @@ def rollouts_for_summary(*, finished: int = 3) -> list[RolloutView]:
     held = list(base.filter(state__in=live))
     done = list(base.exclude(state__in=live).filter(created_at__gte=timezone.now() - dt.timedelta(days=7))[:finished])
     views = []
+    # Only where it matters: a completed or rolled-back roll-out holds nothing back any more.
+    superseded = rollouts_superseded_by([r for r in [*held, *done] if r.state in HOLDING_STATES])
     for rollout in [*held, *done]:
         rings = sorted(rollout.rings.all(), key=lambda r: r.number)
         started = [r for r in rings if r.started_at]
         watching = ring_evidence(started[-1]) if rollout.state == RolloutState.ACTIVE and started else []
-        views.append(RolloutView(rollout=rollout, rings=rings, watching=watching))
+        views.append(
+            RolloutView(rollout=rollout, rings=rings, watching=watching, superseded_by=superseded.get(rollout.pk))
+        )
     return views
+
+
+def silence_rule_words() -> str:
+    """How a roll-out judges silence, for the Update Summary's time line of each roll-out."""
+    return (
+        f"A client that reports the update and then makes no post-update check-in within "
+        f"{duration(post_update_bound())}, or goes offline, counts as fallen silent; the next ring waits until "
+        "every update reported during the soak has been judged."
+    )

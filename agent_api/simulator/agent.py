@@ -38,6 +38,8 @@ SERVER, ACTIVEUPDATE = "server", "activeupdate"
 REPORT_RETRY_FIRST_SECONDS = 2.0
 REPORT_RETRY_MOST_SECONDS = 300.0
 REPORTS_KEPT = 100
+# The check-in owed after reporting an update it was notified of (docs/agent-protocol.md).
+POST_UPDATE = "post_update"
 
 
 class AgentError(Exception):
@@ -90,6 +92,7 @@ class Counters:
     full_downloads: int = 0
     rollbacks: int = 0
     fell_silent: int = 0
+    post_update_checkins: int = 0
     errors: int = 0
     # Reports sent again because a try did not reach the server or got no answer from it.
     reports_resent: int = 0
@@ -137,6 +140,8 @@ class SimAgent:
         # process that has not seen the rotation yet still verifies.
         self.previous_key: bytes | None = None
         self.heartbeat_seconds: float = 60.0
+        # The server's bound for the post-update check-in (register and check-in answers).
+        self.post_update_checkin_seconds: float | None = None
         self.status: str = "unregistered"
         self.counters = Counters()
         # slug -> (version label, sha256 of the held full file or "")
@@ -300,6 +305,7 @@ class SimAgent:
         self.key = decode_key(answer["signing_key"])
         self.previous_key = None
         self.heartbeat_seconds = self.fleet.heartbeat_override or answer["heartbeat_interval_seconds"]
+        self.post_update_checkin_seconds = answer.get("post_update_checkin_seconds")
         self.seen_ids.clear()
         self.status = answer["status"]
         self._config_apply(answer)
@@ -320,6 +326,7 @@ class SimAgent:
             },
         )
         self.counters.checkins += 1
+        self.post_update_checkin_seconds = answer.get("post_update_checkin_seconds")
         if answer.get("signing_key"):
             # The server rotated its signing secret: adopt the new key.
             new_key = decode_key(answer["signing_key"])
@@ -434,7 +441,34 @@ class SimAgent:
             if fault == "silent":
                 # The endpoint crashed after updating: no more heartbeats, nothing listens.
                 self._spawn(self.fall_silent())
+            elif ok and delivery_id is not None:
+                self._spawn(self.post_update_checkin())
             return ok
+
+    async def post_update_checkin(self) -> None:
+        """The check-in owed after reporting a notified update: alive with the new version.
+
+        Half-way through the server's bound (it ran the new version a while),
+        retried until the bound has passed: an agent that makes none within
+        it counts as fallen silent, evidence against the version.
+        """
+        bound = self.post_update_checkin_seconds
+        if not bound:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + bound
+        await asyncio.sleep(bound / 2)
+        while not self.asleep:
+            try:
+                await self.checkin(POST_UPDATE)
+                self.counters.post_update_checkins += 1
+                return
+            except (TimeoutError, AgentError, aiohttp.ClientError) as exc:
+                self.counters.errors += 1
+                logger.info("agent %s: post-update check-in failed: %s", self.spec.hostname, exc)
+            if loop.time() + bound / 10 >= deadline:
+                return
+            await asyncio.sleep(bound / 10)
 
     async def fall_silent(self) -> None:
         self.counters.fell_silent += 1

@@ -108,6 +108,15 @@ def test_an_offline_timeout_shorter_than_a_heartbeat_stops_startup():
     assert "AGENT_OFFLINE_AFTER_SECONDS (700) must be longer than" in result.stderr
 
 
+def test_a_soak_override_shorter_than_the_post_update_bound_stops_startup():
+    result = run_manage("check", ROLLOUT_SOAK_SECONDS="30", AGENT_POST_UPDATE_CHECKIN_SECONDS="60")
+    assert result.returncode != 0
+    assert "ROLLOUT_SOAK_SECONDS (30) must be at least AGENT_POST_UPDATE_CHECKIN_SECONDS (60)" in result.stderr
+    # The demo's pair (bin/run) is accepted.
+    demo = run_manage("check", ROLLOUT_SOAK_SECONDS="30", AGENT_POST_UPDATE_CHECKIN_SECONDS="20")
+    assert demo.returncode == 0, demo.stderr
+
+
 def test_the_offline_timeout_and_the_stamp_refresh_follow_the_heartbeat():
     shown = (
         "from django.conf import settings as s; print(s.AGENT_OFFLINE_AFTER_SECONDS, s.AGENT_CONTACT_REFRESH_SECONDS)"

@@ -24,12 +24,14 @@ from updates_app.engine import rings as rings_module
 from updates_app.engine.handover import actions_for_checkin
 from updates_app.engine.reports import delivery_mark_failed
 from updates_app.engine.rings import (
+    RolloutSuperseded,
     client_bucket,
     held_back_version_ids,
     ring_start,
     rollout_resume,
     rollout_stop,
     rollouts_advance,
+    rollouts_superseded_by,
     threshold_reached,
 )
 from updates_app.models import (
@@ -43,7 +45,7 @@ from updates_app.models import (
     RunTrigger,
     UpdateRun,
 )
-from updates_app.rollback import rollout_roll_back
+from updates_app.rollback import component_rollback, rollout_roll_back
 from updates_app.staged import rollouts_for_summary
 from updates_app.version_labels import version_label
 
@@ -397,3 +399,82 @@ def test_the_summary_lists_live_roll_outs_and_only_the_last_few_others(
         download(component, django_capture_on_commit_callbacks)
     views = rollouts_for_summary()
     assert [v.rollout.state for v in views] == [RolloutState.ACTIVE] + [RolloutState.STOPPED] * 3
+
+
+def test_a_superseded_halted_roll_out_is_never_resumed_but_can_be_stopped(
+    fleet_of_ten, django_capture_on_commit_callbacks, admin_user
+):
+    # given: 18.501 halted after ring 1, then 18.502 downloaded (its own roll-out running)
+    component, _first, clients = fleet_of_ten
+    older, rollout = _halted(component, django_capture_on_commit_callbacks, clients)
+    newer = download(component, django_capture_on_commit_callbacks)
+    assert Rollout.objects.get(version=newer).state == RolloutState.ACTIVE
+    assert rollouts_superseded_by([rollout]) == {rollout.pk: newer.label}
+    # when: the administrator resumes the older one
+    with pytest.raises(RolloutSuperseded, match=f"superseded by {newer.label}: it can be stopped or rolled back"):
+        rollout_resume(rollout=rollout, actor=admin_user)
+    # then: nothing changed: still halted, no further ring, nobody else notified of 18.501
+    rollout.refresh_from_db()
+    assert (rollout.state, rollout.resolved_at) == (RolloutState.HALTED, None)
+    assert rollout.rings.get(number=2).started_at is None
+    assert rollout.run.deliveries.count() == 2
+    assert not AuditEntry.objects.filter(action="staged roll-out resumed").exists()
+    assert older.pk in held_back_version_ids(clients[5].pk)
+    # beat does not advance it either, however long it waits
+    rollouts_advance(now=timezone.now() + dt.timedelta(days=1))
+    assert rollout.rings.get(number=2).started_at is None and rollout.run.deliveries.count() == 2
+    # stopping it still works
+    assert rollout_stop(rollout=rollout, actor=admin_user) is True
+
+
+def test_beat_stops_a_superseded_roll_out_still_rolling_out_instead_of_starting_its_next_ring(
+    fleet_of_ten, django_capture_on_commit_callbacks
+):
+    # given: 18.501 rolling out, and 18.502 downloaded while event-triggered updates are off
+    # (so no newer roll-out stopped the older one)
+    component, _first, _clients = fleet_of_ten
+    older = download(component, django_capture_on_commit_callbacks)
+    rollout = Rollout.objects.get(version=older)
+    AutoUpdateSettings.objects.filter(pk=1).update(notify_on_download=False)
+    newer = download(component, django_capture_on_commit_callbacks)
+    assert Rollout.objects.get(pk=rollout.pk).state == RolloutState.ACTIVE
+    ring1, ring2 = rollout.rings.order_by("number")
+    # a ring of a superseded roll-out never starts, whoever asks
+    assert ring_start(ring=ring2) is False
+    # when: beat runs after the soak
+    assert rollouts_advance(now=ring1.started_at + dt.timedelta(seconds=61)) == {"halted": 0, "started": 0}
+    # then: it is stopped, its next ring not started, and the audit log says why
+    rollout.refresh_from_db()
+    assert rollout.state == RolloutState.STOPPED
+    assert rollout.rings.get(number=2).started_at is None
+    assert rollout.run.deliveries.count() == 2
+    [entry] = AuditEntry.objects.filter(action="staged roll-out stopped")
+    assert entry.changes == {"why": f"superseded by {newer.label}: no further ring"}
+
+
+def test_a_roll_out_is_no_longer_superseded_once_the_newer_version_is_rolled_back(
+    fleet_of_ten, django_capture_on_commit_callbacks, admin_user
+):
+    component, _first, clients = fleet_of_ten
+    older, rollout = _halted(component, django_capture_on_commit_callbacks, clients)
+    newer = download(component, django_capture_on_commit_callbacks)
+    assert rollouts_superseded_by([rollout]) == {rollout.pk: newer.label}
+    # The newer version is withdrawn: 18.501 is current again, and its roll-out may go on.
+    component_rollback(component=component, version_label_text=older.label, actor=admin_user)
+    assert rollouts_superseded_by([rollout]) == {}
+    assert rollout_resume(rollout=rollout, actor=admin_user) is True
+    rollout.refresh_from_db()
+    assert rollout.state == RolloutState.COMPLETED
+    assert rollout.run.deliveries.count() == 10
+
+
+def test_a_superseded_roll_out_can_be_rolled_back(fleet_of_ten, django_capture_on_commit_callbacks, admin_user):
+    component, first, clients = fleet_of_ten
+    _older, rollout = _halted(component, django_capture_on_commit_callbacks, clients)
+    download(component, django_capture_on_commit_callbacks)
+    run = rollout_roll_back(rollout=rollout, actor=admin_user)
+    assert run.component_version == first
+    rollout.refresh_from_db()
+    assert rollout.state == RolloutState.ROLLED_BACK
+    # Every newer version went with it: the previous one is current.
+    assert latest_version_numbers() == {"virus_pattern": first.number}

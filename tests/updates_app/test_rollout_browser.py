@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from agents_app.models import Client, ConnectionStatus, Domain
+from tests.console.test_pages_browser import axe_violations
 from updates_app.compliance import client_versions_record
 from updates_app.components import component_download, component_resolve
 from updates_app.engine.reports import delivery_mark_failed
@@ -16,9 +17,8 @@ from updates_app.version_labels import version_label
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_a_halted_roll_out_shows_its_evidence_and_rolls_back_in_one_action(
-    logged_in_page, live_server, component_storage, settings
-):
+def halted_rollout(settings) -> Rollout:
+    """A roll-out halted after ring 1 (3 canaries, 2 reported failures); 3 desks wait for ring 2."""
     settings.ROLLOUT_SOAK_SECONDS = 3600
     canary = Domain.objects.create(name="Canary")
     component = component_resolve("virus_pattern")
@@ -46,6 +46,13 @@ def test_a_halted_roll_out_shows_its_evidence_and_rolls_back_in_one_action(
         Client.objects.filter(pk=client.pk).update(component_versions={"virus_pattern": version_label(bad.number)})
         client_versions_record(client=client, reported={"virus_pattern": version_label(bad.number)})
     assert rollouts_advance() == {"halted": 1, "started": 0}
+    return rollout
+
+
+def test_a_halted_roll_out_shows_its_evidence_and_rolls_back_in_one_action(
+    logged_in_page, live_server, component_storage, settings
+):
+    rollout = halted_rollout(settings)
 
     page = logged_in_page
     page.goto(f"{live_server.url}/updates/summary/")
@@ -87,3 +94,25 @@ def test_the_staged_roll_out_form_saves_from_the_automatic_update_screen(logged_
     policy = RolloutPolicy.load()
     assert policy.enabled and policy.soak_minutes == 45
     assert [d.name for d in policy.ring1_domains.all()] == ["Canary"]
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_a_superseded_roll_out_says_so_and_offers_no_resume(
+    logged_in_page, live_server, component_storage, settings, width
+):
+    rollout = halted_rollout(settings)
+    newer = component_download(component=rollout.version.component)
+    page = logged_in_page
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(f"{live_server.url}/updates/summary/")
+    card = page.locator(f"#rollout-{rollout.pk}")
+    assert card.locator(".rollout-superseded").inner_text() == f"Superseded by {newer.label}"
+    assert "it can be stopped or rolled back, but not resumed" in card.locator(".rollout-superseded-why").inner_text()
+    assert card.get_by_role("button", name="Resume").count() == 0
+    assert card.get_by_role("button", name="Stop").is_visible()
+    assert card.get_by_role("button", name="Roll back").is_visible()
+    assert "post-update check-in within 5 minutes" in card.locator(".rollout-silence-rule").inner_text()
+    # Nothing runs off a phone's screen, and nothing serious for assistive technology.
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    serious = [v for v in axe_violations(page) if v["impact"] in ("serious", "critical")]
+    assert serious == []

@@ -1,9 +1,11 @@
 """End to end: a staged roll-out with a real worker and reference agents over real HTTP.
 
 The test plays beat: it enqueues the dispatcher, the roll-out check and the
-offline marker, as celery beat would. Short soak (ROLLOUT_SOAK_SECONDS) and
-retry settings for the tests only. A version is marked bad with the
-``mark_bad_version`` command, which the reference agents read.
+offline marker, as celery beat would. Short soak (ROLLOUT_SOAK_SECONDS),
+post-update bound (AGENT_POST_UPDATE_CHECKIN_SECONDS) and retry settings for
+the tests only; the offline timer is left an hour long, so no halt here owes
+anything to it. A version is marked bad with the ``mark_bad_version`` command,
+which the reference agents read.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from collections.abc import Callable
 
 import pytest
 from django.core.management import call_command
+from django.urls import reverse
 
 from agent_api.simulator import AgentSpec, FleetThread
-from agents_app.models import Client, Domain
+from agents_app.models import Client, ConnectionStatus, Domain
 from agents_app.tasks import mark_silent_clients_offline
 from updates_app.components import component_download, component_resolve
 from updates_app.models import (
@@ -34,7 +37,9 @@ from updates_app.version_labels import version_label
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 SECRET = "enroll-me-please"
-SOAK = 2
+SOAK = 4
+# An agent checks in half-way through it: 2 s of slack for a busy machine.
+POST_UPDATE_BOUND = 4
 
 
 def play_beat_until(predicate: Callable[[], bool], timeout: float) -> bool:
@@ -49,14 +54,35 @@ def play_beat_until(predicate: Callable[[], bool], timeout: float) -> bool:
     return False
 
 
+def reference_fleet(live_server, specs, settings) -> FleetThread:
+    """The reference agents of ``specs``, beating every half second, reading the versions marked bad."""
+    return FleetThread(
+        server_url=live_server.url,
+        enrollment_secret=SECRET,
+        specs=specs,
+        heartbeat_override=0.5,
+        bad_versions_file=settings.SIMULATOR_BAD_VERSIONS_FILE,
+    )
+
+
+def bad_version_halts(component, *, mode: str) -> Rollout:
+    """Mark the next version bad for every agent that applies it, download it, and wait for its roll-out to halt."""
+    call_command("mark_bad_version", component="Virus Pattern", next=True, share=100, mode=mode)
+    rollout = Rollout.objects.get(version=component_download(component=component))
+    assert play_beat_until(lambda: Rollout.objects.get(pk=rollout.pk).state == RolloutState.HALTED, timeout=30.0)
+    rollout.refresh_from_db()
+    return rollout
+
+
 @pytest.fixture
 def staged(settings, component_storage, tmp_path):
     settings.AGENT_ENROLLMENT_SECRET = SECRET
     settings.AGENT_RATE_LIMIT = "10000/min"
     settings.NOTIFY_RETRY_INTERVAL_SECONDS = 1
     settings.ROLLOUT_SOAK_SECONDS = SOAK
-    # Agents beat every half second; one silent for 3 seconds is marked offline.
-    settings.AGENT_OFFLINE_AFTER_SECONDS = 3
+    settings.AGENT_POST_UPDATE_CHECKIN_SECONDS = POST_UPDATE_BOUND
+    # Far longer than any test here: silence is judged from the update report, not from the offline timer.
+    settings.AGENT_OFFLINE_AFTER_SECONDS = 3600
     settings.SIMULATOR_BAD_VERSIONS_FILE = tmp_path / "bad-versions.json"
     AutoUpdateSettings.objects.update_or_create(pk=1, defaults={"update_on_restart": True})
     canary = Domain.objects.create(name="Canary")
@@ -80,13 +106,7 @@ def test_a_bad_version_halts_after_the_first_ring_and_the_rest_of_the_fleet_neve
     staged, live_server, celery_worker
 ):
     component, first, specs, settings = staged
-    with FleetThread(
-        server_url=live_server.url,
-        enrollment_secret=SECRET,
-        specs=specs,
-        heartbeat_override=0.5,
-        bad_versions_file=settings.SIMULATOR_BAD_VERSIONS_FILE,
-    ) as fleet:
+    with reference_fleet(live_server, specs, settings) as fleet:
         agents = {a.spec.hostname: a for a in fleet.agents}
         # given: the next version is marked bad: every agent that applies it reports a failure
         call_command("mark_bad_version", component="Virus Pattern", next=True, share=100, mode="fail")
@@ -99,10 +119,12 @@ def test_a_bad_version_halts_after_the_first_ring_and_the_rest_of_the_fleet_neve
         # then: ring 1 (the Canary domain) is notified, its agents report failures, and the roll-out halts
         assert play_beat_until(lambda: Rollout.objects.get(pk=rollout.pk).state == RolloutState.HALTED, timeout=30.0)
         rollout.refresh_from_db()
-        assert {e["hostname"] for e in rollout.halt_evidence} == {"canary-0", "canary-1", "canary-2"}
+        # (the halt comes at the first round that sees the threshold: 2 of the 3, or all 3)
+        assert len(rollout.halt_evidence) >= 2
+        assert {e["hostname"] for e in rollout.halt_evidence} <= {"canary-0", "canary-1", "canary-2"}
         assert {e["kind"] for e in rollout.halt_evidence} == {"failure"}
         assert all("simulated fault" in e["message"] for e in rollout.halt_evidence)
-        assert "Ring 1: 3 of 3 clients" in rollout.halt_summary
+        assert f"Ring 1: {len(rollout.halt_evidence)} of 3 clients" in rollout.halt_summary
         # ... and stays halted well past the soak: the next rings never start
         time.sleep(SOAK + 1)
         play_beat_until(lambda: False, timeout=2.0)
@@ -126,39 +148,38 @@ def test_a_bad_version_halts_after_the_first_ring_and_the_rest_of_the_fleet_neve
         assert ring1.clients == 3 and all(ring.clients == 0 for ring in later)
 
 
-def test_a_version_whose_agents_fall_silent_after_updating_halts_too(staged, live_server, celery_worker):
+def test_a_version_whose_agents_fall_silent_after_updating_halts_within_the_post_update_bound(
+    staged, live_server, celery_worker
+):
     component, _first, specs, settings = staged
-    # Long enough a soak for a silent agent to be marked offline inside it.
-    settings.ROLLOUT_SOAK_SECONDS = 8
-    with FleetThread(
-        server_url=live_server.url,
-        enrollment_secret=SECRET,
-        specs=specs,
-        heartbeat_override=0.5,
-        bad_versions_file=settings.SIMULATOR_BAD_VERSIONS_FILE,
-    ) as fleet:
-        call_command("mark_bad_version", component="Virus Pattern", next=True, share=100, mode="silent")
-        bad = component_download(component=component)
-        rollout = Rollout.objects.get(version=bad)
-        assert play_beat_until(lambda: Rollout.objects.get(pk=rollout.pk).state == RolloutState.HALTED, timeout=30.0)
-        rollout.refresh_from_db()
+    with reference_fleet(live_server, specs, settings) as fleet:
+        # given: every agent that applies the next version reports success, then crashes (no more contact)
+        # when / then: the roll-out halts once the post-update bound has passed since their reports
+        rollout = bad_version_halts(component, mode="silent")
         assert {e["kind"] for e in rollout.halt_evidence} == {"silent"}
         assert len(rollout.halt_evidence) >= 2
+        assert all("no post-update check-in within 4 seconds" in e["message"] for e in rollout.halt_evidence)
+        first_report = min(
+            Delivery.objects.filter(run=rollout.run)
+            .exclude(update_reported_at=None)
+            .values_list("update_reported_at", flat=True)
+        )
+        assert rollout.halted_at >= first_report + dt.timedelta(seconds=POST_UPDATE_BOUND)
         silent = {a.spec.hostname for a in fleet.agents if a.counters.fell_silent}
-        assert {e["hostname"] for e in rollout.halt_evidence} <= silent
-        assert silent <= {"canary-0", "canary-1", "canary-2"}
+        assert {e["hostname"] for e in rollout.halt_evidence} <= silent <= {"canary-0", "canary-1", "canary-2"}
+        # No client was marked offline: the offline timer played no part.
+        assert not Client.objects.filter(status=ConnectionStatus.OFFLINE).exists()
+        # ... and it stays halted past the soak: the rest of the fleet never hears of the version
+        time.sleep(SOAK + 1)
+        play_beat_until(lambda: False, timeout=2.0)
+        assert Rollout.objects.get(pk=rollout.pk).state == RolloutState.HALTED
         assert not Delivery.objects.filter(run=rollout.run, client__hostname__startswith="desk-").exists()
+        assert all(a.counters.notifications_received == 0 for a in fleet.agents if a.spec.domain == "Office")
 
 
 def test_a_healthy_version_reaches_every_ring_in_order_each_after_its_soak(staged, live_server, celery_worker):
     component, _first, specs, settings = staged
-    with FleetThread(
-        server_url=live_server.url,
-        enrollment_secret=SECRET,
-        specs=specs,
-        heartbeat_override=0.5,
-        bad_versions_file=settings.SIMULATOR_BAD_VERSIONS_FILE,
-    ) as fleet:
+    with reference_fleet(live_server, specs, settings) as fleet:
         good = component_download(component=component)
         rollout = Rollout.objects.get(version=good)
         rings = list(rollout.rings.order_by("number"))
@@ -184,3 +205,41 @@ def test_a_healthy_version_reaches_every_ring_in_order_each_after_its_soak(stage
         assert RolloutMember.objects.filter(rollout=rollout).count() == 12
         assert Client.objects.count() == 12
         assert all(a.versions == {"virus_pattern": version_label(good.number)} for a in fleet.agents)
+        # Every agent checks in after its update (the last ring's within the bound), as the protocol asks.
+        assert play_beat_until(lambda: all(a.counters.post_update_checkins >= 1 for a in fleet.agents), timeout=10.0)
+        assert all(a.counters.fell_silent == 0 for a in fleet.agents)
+
+
+def test_a_superseded_halted_roll_out_never_pushes_its_older_version(
+    staged, live_server, celery_worker, superuser_client
+):
+    component, _first, specs, settings = staged
+    with reference_fleet(live_server, specs, settings) as fleet:
+        # given: 18.501 halted after its first ring (its canaries report failures) ...
+        halted = bad_version_halts(component, mode="fail")
+        # ... and 18.502 downloaded, its own roll-out under way
+        newer = component_download(component=component)
+        current = Rollout.objects.get(version=newer)
+        # when: the administrator presses Resume on 18.501 (a page loaded before 18.502 came)
+        response = superuser_client.post(reverse("updates:rollout-action", args=[halted.pk, "resume"]), follow=True)
+        assert f"superseded by {newer.label}" in response.content.decode()
+        # then: 18.502 reaches the whole fleet, ring by ring ...
+        assert play_beat_until(
+            lambda: all(a.versions == {"virus_pattern": newer.label} for a in fleet.agents), timeout=90.0
+        )
+        assert Rollout.objects.get(pk=current.pk).state == RolloutState.COMPLETED
+        # (and every agent made its post-update check-in for it: the fleet is quiet again)
+        assert play_beat_until(lambda: all(a.counters.post_update_checkins >= 1 for a in fleet.agents), timeout=10.0)
+        # ... while 18.501 went to nobody outside its first ring, and its roll-out stayed halted
+        halted.refresh_from_db()
+        assert halted.state == RolloutState.HALTED
+        assert halted.rings.filter(number__gt=1, started_at__isnull=False).count() == 0
+        assert set(Delivery.objects.filter(run=halted.run).values_list("client__hostname", flat=True)) == {
+            "canary-0",
+            "canary-1",
+            "canary-2",
+        }
+        for desk in (a for a in fleet.agents if a.spec.domain == "Office"):
+            # pushed, or handed over at a check-in (which the log of pushes does not show)
+            assert {n["run_id"] for n in desk.notification_log} <= {current.run_id}
+            assert desk.counters.updates_failed == 0  # 18.501 (marked bad) was never applied

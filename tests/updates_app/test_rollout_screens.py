@@ -220,3 +220,46 @@ def test_the_run_page_of_a_staged_roll_out_shows_its_rings(viewer_client, halted
     assert "Staged roll-out</span> Halted" in body
     assert "ring 1 2 clients from" in body and "everyone else not started" in body
     assert "update failed" in body  # the failure the agents reported, on their deliveries
+
+
+def test_resume_on_a_superseded_roll_out_changes_nothing_and_says_why(
+    superuser_client, halted, django_capture_on_commit_callbacks
+):
+    # given: a newer version is downloaded while the older roll-out is halted
+    with django_capture_on_commit_callbacks(execute=True):
+        newer = component_download(component=halted.version.component)
+    # the Summary says it is superseded and by what, and offers Stop and Roll back but not Resume
+    body = superuser_client.get(reverse("updates:summary")).content.decode()
+    [card] = [c for c in body.split('<div class="card mb-3 rollout') if f'id="rollout-{halted.pk}"' in c]
+    assert f"Superseded by {newer.label}" in card
+    assert f"{halted} was superseded by {newer.label}: it can be stopped or rolled back, but not resumed" in card
+    assert reverse("updates:rollout-action", args=[halted.pk, "resume"]) not in card
+    assert reverse("updates:rollout-action", args=[halted.pk, "stop"]) in card
+    assert reverse("updates:rollout-action", args=[halted.pk, "rollback"]) in card
+    deliveries = Delivery.objects.filter(run=halted.run).count()
+    # when: a resume is posted anyway (an old page, a script)
+    response = superuser_client.post(reverse("updates:rollout-action", args=[halted.pk, "resume"]), follow=True)
+    # then: it is refused with the reason, and nothing changed
+    assert f"was superseded by {newer.label}: it can be stopped or rolled back, but not resumed" in (
+        response.content.decode()
+    )
+    halted.refresh_from_db()
+    assert halted.state == RolloutState.HALTED
+    assert halted.rings.filter(number__gt=1, started_at__isnull=False).count() == 0
+    assert Delivery.objects.filter(run=halted.run).count() == deliveries
+    assert not AuditEntry.objects.filter(action="staged roll-out resumed").exists()
+
+
+def test_the_policy_refuses_a_soak_shorter_than_the_post_update_bound(superuser_client, settings):
+    settings.AGENT_POST_UPDATE_CHECKIN_SECONDS = 600
+    body = superuser_client.get(reverse("updates:automatic-update")).content.decode()
+    assert "At least 10 minutes on this server" in body
+    response = superuser_client.post(SAVE_URL, form_data(soak_minutes="9"))
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert 'id="error-soak_minutes"' in html
+    assert "The soak time must be at least 10 minutes: silence after an update is judged 10 minutes after" in html
+    assert RolloutPolicy.load().soak_minutes == 60 and not AuditEntry.objects.exists()
+    # The bound itself is accepted.
+    assert superuser_client.post(SAVE_URL, form_data(soak_minutes="10")).status_code == 302
+    assert RolloutPolicy.load().soak_minutes == 10

@@ -14,7 +14,13 @@ each through the ordinary delivery engine (same runs, same deliveries, same
 
 After a ring starts the server watches its reports for the soak time: update
 failures the agents report, and agents that reported the update and then fell
-silent (went offline: the sign of a crash an agent cannot report itself).
+silent (the sign of a crash an agent cannot report itself). Silence is judged
+from the update report: an agent owes a check-in ("post_update") within
+AGENT_POST_UPDATE_CHECKIN_SECONDS of reporting the update; one that makes
+none within that bound, or that goes offline, is silent. The soak may not be shorter than the bound (the policy form refuses
+it), and the next ring waits, past the soak if need be, until every update
+reported during the soak has been judged: so silence in a ring is always
+caught before the next ring starts, whatever the offline timer says.
 When the evidence reaches the threshold (a percentage of the ring and a
 minimum count) the roll-out halts: the next rings are not notified, and while
 a roll-out is held (rolling out, halted or stopped) its version is offered
@@ -22,6 +28,11 @@ only to the clients of its started rings (``held_back_version_ids``, read by
 the manifest and the restart rule; schedules lead to the manifest too).
 Without a halt the next ring starts on its own once the soak is over
 (``rollouts_advance``, run by beat).
+
+A roll-out is superseded once a newer version of its component is current
+(downloaded and not withdrawn): it may be stopped or rolled back, but it is
+never resumed or advanced again (``rollouts_superseded_by``), so it cannot
+push an older version to more clients.
 
 Safety: a ring is started by a conditional UPDATE (``started_at`` IS NULL) in
 the same transaction that records its members and creates its deliveries,
@@ -40,12 +51,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import F, Max, Q, QuerySet
 from django.utils import timezone
 
 from agents_app.models import Client, ConnectionStatus, Domain
 from console.audit import audit_record
-from console.wording import plural
+from console.wording import duration, moment, plural
 from updates_app.engine.runs import deliveries_create, event_eligible_clients, run_create_for_event
 from updates_app.models import (
     HOLDING_STATES,
@@ -60,6 +71,7 @@ from updates_app.models import (
     RunTrigger,
     UpdateRun,
 )
+from updates_app.version_labels import version_label
 
 logger = logging.getLogger(__name__)
 
@@ -186,8 +198,8 @@ def rings_preview(*, policy: RolloutPolicy) -> list[tuple[str, int, int]]:
 def ring_start(*, ring: RolloutRing, now: dt.datetime | None = None) -> bool:
     """Notify a ring, once: True when this call started it, False when it was started already or may not start."""
     now = now or timezone.now()
-    rollout = Rollout.objects.select_for_update().get(pk=ring.rollout_id)
-    if rollout.state != RolloutState.ACTIVE:
+    rollout = Rollout.objects.select_for_update(of=("self",)).select_related("version").get(pk=ring.rollout_id)
+    if rollout.state != RolloutState.ACTIVE or rollouts_superseded_by([rollout]):
         return False
     soak_ends = now + dt.timedelta(seconds=rollout.soak_seconds)
     # The one guard that matters: only one transaction can move started_at from NULL.
@@ -210,17 +222,71 @@ def ring_start(*, ring: RolloutRing, now: dt.datetime | None = None) -> bool:
 EVIDENCE_SHOWN = 200
 
 
-def _evidence_rows(ring: RolloutRing):
-    """The ring's deliveries that speak against the version: failed updates, and clients silent after updating."""
-    return Delivery.objects.filter(run_id=ring.rollout.run_id, client__in=ring.members.values("client_id")).filter(
-        Q(failure_reported_at__isnull=False)
-        | Q(update_reported_at__isnull=False, client__status=ConnectionStatus.OFFLINE)
+def post_update_bound() -> dt.timedelta:
+    """How long after reporting an update an agent may take to check in before it counts as silent."""
+    return dt.timedelta(seconds=settings.AGENT_POST_UPDATE_CHECKIN_SECONDS)
+
+
+def soak_minimum_minutes() -> int:
+    """The shortest soak the policy accepts: the post-update bound, in whole minutes rounded up."""
+    return -(-settings.AGENT_POST_UPDATE_CHECKIN_SECONDS // 60)
+
+
+# No post-update check-in since the update report. Only that check-in counts, not any contact: a
+# heartbeat the agent sent before its report may arrive after it, and proves nothing about the update.
+_NO_CHECKIN_SINCE_REPORT = Q(client__post_update_checkin_at__isnull=True) | Q(
+    client__post_update_checkin_at__lte=F("update_reported_at")
+)
+
+
+def _silent(now: dt.datetime) -> Q:
+    """Reported the update, then went offline or made no post-update check-in within the bound."""
+    return Q(update_reported_at__isnull=False) & (
+        Q(client__status=ConnectionStatus.OFFLINE)
+        | (Q(update_reported_at__lte=now - post_update_bound()) & _NO_CHECKIN_SINCE_REPORT)
     )
 
 
-def ring_evidence(ring: RolloutRing, *, limit: int = EVIDENCE_SHOWN) -> list[dict]:
+def _ring_deliveries(ring: RolloutRing) -> QuerySet[Delivery, Delivery]:
+    return Delivery.objects.filter(run_id=ring.rollout.run_id, client__in=ring.members.values("client_id"))
+
+
+def _evidence_rows(ring: RolloutRing, now: dt.datetime) -> QuerySet[Delivery, Delivery]:
+    """The ring's deliveries that speak against the version: failed updates, and clients silent after updating."""
+    return _ring_deliveries(ring).filter(Q(failure_reported_at__isnull=False) | _silent(now))
+
+
+def awaiting_post_update_checkin(ring: RolloutRing, now: dt.datetime) -> bool:
+    """Is an update reported during the ring's soak still waiting for its post-update check-in (not judged yet)?
+
+    The next ring waits for them: at most the post-update bound past the soak.
+    """
+    return (
+        _ring_deliveries(ring)
+        .filter(
+            _NO_CHECKIN_SINCE_REPORT,
+            update_reported_at__gt=now - post_update_bound(),
+            update_reported_at__lte=ring.soak_ends_at or now,
+            failure_reported_at__isnull=True,
+        )
+        .exclude(client__status=ConnectionStatus.OFFLINE)
+        .exists()
+    )
+
+
+def _silence_words(client: Client) -> str:
+    last = f" (last contact {moment(client.last_contact_at)})" if client.last_contact_at else ""
+    if client.status == ConnectionStatus.OFFLINE:
+        return f"reported the update, then fell silent: offline{last}"
+    return (
+        f"reported the update, then fell silent: no post-update check-in within {duration(post_update_bound())}{last}"
+    )
+
+
+def ring_evidence(ring: RolloutRing, *, limit: int = EVIDENCE_SHOWN, now: dt.datetime | None = None) -> list[dict]:
     """The evidence against the version in this ring, one entry per client (the first ``limit``)."""
-    rows = _evidence_rows(ring).select_related("client").order_by("client__hostname", "pk")[:limit]
+    now = now or timezone.now()
+    rows = _evidence_rows(ring, now).select_related("client").order_by("client__hostname", "pk")[:limit]
     evidence = []
     for delivery in rows:
         client = delivery.client
@@ -230,10 +296,7 @@ def ring_evidence(ring: RolloutRing, *, limit: int = EVIDENCE_SHOWN) -> list[dic
             message = delivery.failure_message or "the agent reported that the update failed"
         else:
             kind, at = "silent", delivery.update_reported_at
-            last = client.last_contact_at
-            message = "reported the update, then fell silent" + (
-                f" (no contact since {last:%Y-%m-%d %H:%M:%S} UTC)" if last else ""
-            )
+            message = _silence_words(client)
         evidence.append(
             {
                 "client": str(client.guid),
@@ -254,12 +317,12 @@ def threshold_reached(*, bad: int, ring_size: int, rollout: Rollout) -> bool:
 
 
 def rollout_halt_if_bad(*, rollout: Rollout, ring: RolloutRing, now: dt.datetime) -> bool:
-    rows = _evidence_rows(ring)
+    rows = _evidence_rows(ring, now)
     bad = rows.count()
     if not threshold_reached(bad=bad, ring_size=ring.clients, rollout=rollout):
         return False
     failures = rows.filter(failure_reported_at__isnull=False).count()
-    evidence = ring_evidence(ring)
+    evidence = ring_evidence(ring, now=now)
     summary = (
         f"Ring {ring.number}: {bad} of {plural(ring.clients, 'client')} — {failures} reported a failed update, "
         f"{bad - failures} fell silent after updating (threshold {rollout.halt_percent} % and at least "
@@ -276,10 +339,19 @@ def rollout_halt_if_bad(*, rollout: Rollout, ring: RolloutRing, now: dt.datetime
 
 
 def rollouts_advance(*, now: dt.datetime | None = None) -> dict[str, int]:
-    """Beat: halt a roll-out whose current ring looks bad; otherwise start its next ring after the soak."""
+    """Beat: halt a roll-out whose current ring looks bad; otherwise start its next ring after the soak.
+
+    The next ring starts once the soak is over and every update reported during it has been judged
+    (checked in after it, or counted silent). A superseded roll-out is stopped instead.
+    """
     now = now or timezone.now()
     done = {"halted": 0, "started": 0}
-    for rollout in Rollout.objects.filter(state=RolloutState.ACTIVE).select_related("run"):
+    active = list(Rollout.objects.filter(state=RolloutState.ACTIVE).select_related("run", "version"))
+    superseded = rollouts_superseded_by(active)
+    for rollout in active:
+        if rollout.pk in superseded:
+            _stop_superseded(rollout, by=superseded[rollout.pk], now=now)
+            continue
         rings = list(rollout.rings.order_by("number"))
         started = [r for r in rings if r.started_at is not None]
         pending = [r for r in rings if r.started_at is None]
@@ -292,14 +364,69 @@ def rollouts_advance(*, now: dt.datetime | None = None) -> dict[str, int]:
         current = started[-1]
         if rollout_halt_if_bad(rollout=rollout, ring=current, now=now):
             done["halted"] += 1
-        elif current.soak_ends_at is not None and current.soak_ends_at <= now:
+        elif (
+            current.soak_ends_at is not None
+            and current.soak_ends_at <= now
+            and not awaiting_post_update_checkin(current, now)
+        ):
             done["started"] += ring_start(ring=pending[0], now=now)
     return done
 
 
+def rollouts_superseded_by(rollouts: list[Rollout]) -> dict[int, str]:
+    """{roll-out pk: the label of its component's current version} for those a newer current version superseded.
+
+    Current: the newest version not withdrawn (also while its own roll-out holds it back). One query.
+    """
+    component_ids = {r.version.component_id for r in rollouts}
+    if not component_ids:
+        return {}
+    current = dict(
+        ComponentVersion.objects.offered()
+        .filter(component_id__in=component_ids)
+        .values("component_id")
+        .annotate(latest=Max("number"))
+        .values_list("component_id", "latest")
+    )
+    return {
+        r.pk: version_label(current[r.version.component_id])
+        for r in rollouts
+        if current.get(r.version.component_id, r.version.number) > r.version.number
+    }
+
+
+class RolloutSuperseded(ValueError):
+    """Resuming a roll-out a newer version superseded: refused, nothing changed; the message says why."""
+
+
+def superseded_words(rollout: Rollout, by: str) -> str:
+    """Why a superseded roll-out is not resumed: the refusal's message and the Summary's note."""
+    return (
+        f"{rollout} was superseded by {by}: it can be stopped or rolled back, but not resumed "
+        "(it would send an older version to more clients)."
+    )
+
+
+def _stop_superseded(rollout: Rollout, *, by: str, now: dt.datetime) -> None:
+    # Conditional: whatever the administrator did meanwhile stands.
+    if Rollout.objects.filter(pk=rollout.pk, state=RolloutState.ACTIVE).update(
+        state=RolloutState.STOPPED, resolved_at=now
+    ):
+        why = f"superseded by {by}: no further ring"
+        logger.info("%s stopped: %s", rollout, why)
+        audit_record(actor=None, action="staged roll-out stopped", target=str(rollout), changes={"why": why})
+
+
 @transaction.atomic
 def rollout_resume(*, rollout: Rollout, actor) -> bool:
-    """The administrator accepts the evidence: the roll-out goes on, its next ring starts now."""
+    """The administrator accepts the evidence: the roll-out goes on, its next ring starts now.
+
+    False when it is not halted; RolloutSuperseded (nothing changed) when a newer version is current.
+    """
+    locked = Rollout.objects.select_for_update(of=("self",)).select_related("version__component").get(pk=rollout.pk)
+    superseded = rollouts_superseded_by([locked])
+    if locked.state == RolloutState.HALTED and superseded:
+        raise RolloutSuperseded(superseded_words(locked, superseded[locked.pk]))
     resumed = Rollout.objects.filter(pk=rollout.pk, state=RolloutState.HALTED).update(
         state=RolloutState.ACTIVE, resolved_at=timezone.now(), resolved_by=actor
     )

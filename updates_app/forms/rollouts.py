@@ -1,7 +1,9 @@
 """The staged roll-out policy's form, on the Automatic Update screen (an improvement over the original).
 
 Its own rules: ring 2's share is larger than ring 1's (or 0, no second
-ring), and a policy that is on has a ring 1 (domains or a share above 0).
+ring), a policy that is on has a ring 1 (domains or a share above 0), and the
+soak is not shorter than the post-update check-in bound (silence after an
+update is judged only once that bound has passed: updates_app/engine/rings.py).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from typing import Any, ClassVar
 from django import forms
 
 from agents_app.models import Domain
-from updates_app.engine.rings import rings_preview
+from console.wording import duration, plural
+from updates_app.engine.rings import post_update_bound, rings_preview, soak_minimum_minutes
 from updates_app.forms.singleton import SettingsForm
 from updates_app.models import RolloutPolicy
 from updates_app.staged import POLICY_FIELDS
@@ -36,6 +39,11 @@ class RolloutPolicyForm(SettingsForm):
     def __init__(self, *args: Any, read_only: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, read_only=read_only, **kwargs)
         self.fields["ring1_domains"].label_from_instance = lambda d: ("— " * d.level) + d.name  # type: ignore[attr-defined]
+        self.fields["soak_minutes"].widget.attrs["min"] = soak_minimum_minutes()
+        self.fields["soak_minutes"].help_text += (
+            f" At least {plural(soak_minimum_minutes(), 'minute')} on this server: a client that reports the update "
+            f"and makes no post-update check-in within {duration(post_update_bound())} counts as fallen silent."
+        )
         for bound in self.visible_fields():
             css = "form-check-input" if bound.name == "enabled" else "form-control form-control-sm"
             bound.field.widget.attrs.setdefault("class", css)
@@ -61,4 +69,12 @@ class RolloutPolicyForm(SettingsForm):
             self.add_error("ring2_percent", "Ring 2's share must be larger than ring 1's, or 0 for no second ring.")
         if cleaned.get("enabled") and ring1 == 0 and not cleaned.get("ring1_domains"):
             self.add_error("ring1_percent", "Ring 1 would be empty: choose domains or a share above 0.")
+        soak = cleaned.get("soak_minutes")
+        if soak is not None and soak < soak_minimum_minutes():
+            self.add_error(
+                "soak_minutes",
+                f"The soak time must be at least {plural(soak_minimum_minutes(), 'minute')}: silence after an update "
+                f"is judged {duration(post_update_bound())} after the client reports it "
+                "(AGENT_POST_UPDATE_CHECKIN_SECONDS), so every ring is watched at least that long.",
+            )
         return cleaned

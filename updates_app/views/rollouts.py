@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from console.permissions import VIEW_CLIENTS, permission_required_or_403
 from console.wording import plural
-from updates_app.engine.rings import rollout_resume, rollout_stop
+from updates_app.engine.rings import RolloutSuperseded, rollout_resume, rollout_stop
 from updates_app.forms.rollouts import RolloutPolicyForm
 from updates_app.models import Rollout
 from updates_app.rollback import RollbackError, rollout_roll_back
@@ -65,11 +65,16 @@ def rollout_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     rollout = get_object_or_404(Rollout.objects.select_related("version__component"), pk=pk)
     if action == "resume":
         _require(request, ROLLOUT_PERMISSION, "resume a roll-out")
-        if rollout_resume(rollout=rollout, actor=request.user):
-            dispatch_soon()
-            messages.success(request, f"{rollout} resumed: its next ring is notified now.")
+        try:
+            resumed = rollout_resume(rollout=rollout, actor=request.user)
+        except RolloutSuperseded as exc:
+            messages.error(request, str(exc))
         else:
-            messages.info(request, f"{rollout} is not halted: nothing to resume.")
+            if resumed:
+                dispatch_soon()
+                messages.success(request, f"{rollout} resumed: its next ring is notified now.")
+            else:
+                messages.info(request, f"{rollout} is not halted: nothing to resume.")
     elif action == "stop":
         _require(request, ROLLOUT_PERMISSION, "stop a roll-out")
         if rollout_stop(rollout=rollout, actor=request.user):
