@@ -51,9 +51,7 @@ def token_digest(token: str) -> str:
 
 # Every agent request starts with this look-up: compiled once, one query.
 _CLIENT_BY_TOKEN_HASH = CompiledQuery(
-    Client,
-    build=lambda digest: Client.objects.filter(token_hash=digest).order_by("pk")[:1],
-    params=lambda connection, digest: [digest],
+    Client, build=lambda digest: Client.objects.filter(token_hash=digest).order_by("pk")[:1]
 )
 
 

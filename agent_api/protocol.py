@@ -15,6 +15,8 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import Value
+from django.db.models.functions import Upper
 from django.utils import timezone
 
 from agent_api.authentication import token_digest, token_generate
@@ -48,10 +50,13 @@ _DOMAIN_CREATE_LOCK = 0x5EED_D0_0A
 
 
 # Every registration looks its domain up by name (any case, the highest level first): compiled once.
+# UPPER on both sides, as iexact is on PostgreSQL; iexact on SQLite is a LIKE whose escaping
+# of % and _ in the name would change the argument (console/compiled.py refuses that).
 _DOMAIN_NAMED = CompiledQuery(
     Domain,
-    build=lambda name: Domain.objects.filter(name__iexact=name).order_by("level", "pk")[:1],
-    params=lambda connection, name: [name],
+    build=lambda name: (
+        Domain.objects.alias(folded=Upper("name")).filter(folded=Upper(Value(name))).order_by("level", "pk")[:1]
+    ),
 )
 
 

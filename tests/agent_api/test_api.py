@@ -116,6 +116,16 @@ def test_registration_with_an_unknown_domain_creates_it(register):
     assert Client.objects.get(guid=data["client_id"]).domain.name == "New Branch"
 
 
+def test_a_domain_hint_names_a_domain_in_any_case_and_never_as_a_pattern(register):
+    # On SQLite iexact is a LIKE: "_" and "%" in a name must not match other names (agent_api/protocol.py).
+    hints = [("pc-1", "Sales_EU%"), ("pc-2", "SalesXEUx"), ("pc-3", "SALES_eu%")]
+    names = []
+    for n, (hostname, hint) in enumerate(hints, start=1):
+        data, _ = register(hostname=hostname, ip_address=f"127.0.0.{n}", domain=hint)
+        names.append(Client.objects.get(guid=data["client_id"]).domain.name)
+    assert names == ["Sales_EU%", "SalesXEUx", "Sales_EU%"]
+
+
 def test_a_wrong_enrollment_secret_registers_nothing(client, enrollment):
     response = post(
         client,

@@ -28,14 +28,13 @@ from django.db.models import Exists, Model, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from agents_app.models import Client
-from console.compiled import CompiledQuery, Literal, RowVersion
+from console.compiled import CompiledQuery, RowVersion
 from updates_app.compliance import latest_versions_query, update_due_slugs
 from updates_app.engine.claim import claim_released
 from updates_app.engine.rings import held_back_versions
 from updates_app.engine.runs import client_is_roaming, restart_delivery_create
 from updates_app.engine.sender import notification_payload
 from updates_app.models import (
-    HOLDING_STATES,
     AutoUpdateSettings,
     ComponentVersion,
     Delivery,
@@ -77,24 +76,12 @@ def _handover_due(annotations: dict[str, Any], now: dt.datetime) -> bool:
     return bool(annotations["retrying"]) or (pending_from is not None and pending_from <= now)
 
 
-# In the order of the compiled SQL: EXISTS(SELECT 1 ... client, retrying), then (... pending ... LIMIT 1).
-def _handover_probe_params(client_id: int | None) -> list[Any]:
-    client = [] if client_id is None else [client_id]
-    return [Literal(1), *client, Literal(DeliveryStatus.RETRYING), *client, Literal(DeliveryStatus.PENDING)]
-
-
 def _settings_and_handover_due(*, client_id: int) -> QuerySet[AutoUpdateSettings]:
     return AutoUpdateSettings.objects.filter(pk=1).annotate(**_handover_probe(client_id))
 
 
-def _settings_and_handover_due_params(connection, *, client_id: int) -> list:
-    return [*_handover_probe_params(client_id), Literal(1)]
-
-
 # Run on every check-in: compiled once (console/compiled.py).
-_SETTINGS_AND_HANDOVER_DUE = CompiledQuery(
-    AutoUpdateSettings, build=_settings_and_handover_due, params=_settings_and_handover_due_params
-)
+_SETTINGS_AND_HANDOVER_DUE = CompiledQuery(AutoUpdateSettings, build=_settings_and_handover_due)
 
 
 # The singleton settings rows a check-in needs, kept per process and checked against their
@@ -120,12 +107,7 @@ def _client_for_checkin(*, digest: str) -> QuerySet[Client]:
     return Client.objects.filter(token_hash=digest).annotate(**probe, **versions).order_by("pk")[:1]
 
 
-def _client_for_checkin_params(connection, *, digest: str) -> list:
-    # In the order of the compiled SQL: the hand-over probe, each settings row's pk, the token digest.
-    return [*_handover_probe_params(None), *(Literal(1) for _ in _SETTINGS_MODELS), digest]
-
-
-_CLIENT_FOR_CHECKIN = CompiledQuery(Client, build=_client_for_checkin, params=_client_for_checkin_params)
+_CLIENT_FOR_CHECKIN = CompiledQuery(Client, build=_client_for_checkin)
 
 S = TypeVar("S", AutoUpdateSettings, ProxySettings)
 
@@ -163,12 +145,7 @@ def _settings_versions() -> QuerySet[AutoUpdateSettings]:
     return AutoUpdateSettings.objects.filter(pk=1).only("pk").annotate(**_settings_versions_annotations())
 
 
-_SETTINGS_VERSIONS = CompiledQuery(
-    AutoUpdateSettings,
-    build=_settings_versions,
-    # Each settings row's pk in the versions' subqueries, then the row's own.
-    params=lambda connection: [*(Literal(1) for _ in _SETTINGS_MODELS), Literal(1)],
-)
+_SETTINGS_VERSIONS = CompiledQuery(AutoUpdateSettings, build=_settings_versions)
 
 
 def settings_current() -> tuple[AutoUpdateSettings, ProxySettings]:
@@ -260,10 +237,7 @@ def actions_for_checkin(
 # The latest version of each component this client is offered (the roll-outs' holds a
 # subquery): asked at every restart and every enrolment, compiled once.
 _LATEST_OFFERED_TO = CompiledQuery(
-    ComponentVersion,
-    build=lambda client_id: latest_versions_query(held_back=held_back_versions(client_id)),
-    # In the order of the compiled SQL: the holding states, EXISTS' 1, the client.
-    params=lambda connection, client_id: [*(Literal(state) for state in HOLDING_STATES), Literal(1), client_id],
+    ComponentVersion, build=lambda client_id: latest_versions_query(held_back=held_back_versions(client_id))
 )
 
 
