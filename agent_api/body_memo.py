@@ -1,110 +1,175 @@
-"""Validated request bodies remembered per process, keyed by what they say.
+"""Validated request bodies remembered per process, keyed by what they say: for shape-only serializers alone.
 
 A settled fleet's heartbeats repeat: every agent sends the same body (the
 server's versions, the current configuration version, ``"heartbeat"``) time
 after time, apart from the one field that names the agent's own signing key.
-Validating a body is a pure function of its content for a serializer that
-only checks the shape of what it is given (no context, no database, no
-instance): the answer to content seen before is the one computed then. A
-serializer names its per-agent fields (``per_request_fields``): they are left
-out of the key and validated on every request by their own field, so one
-entry serves the whole fleet. Only successful validations are remembered, so
-an invalid body is parsed, validated and refused every time, with the same
-errors.
+When a serializer only checks the shape of what it is given, validating a
+body is a function of its content alone, and the answer to content seen
+before is the one computed then (a fifth of a quiet heartbeat's cost saved).
+
+That rests on the serializer, so a ``BodyMemo`` checks it instead of trusting
+a flag:
+
+- when the memo is made (at import: ``agent_api/checkin.py`` makes its memo at
+  module level), the serializer and its fields are inspected, and a
+  serializer with anything but declared fields is refused
+  (``NotShapeOnly``): no ``validate``/``validate_<field>`` or other method of
+  its own, no ``Meta``, no nested serializer, no related field (a queryset),
+  no field default or validator that needs the context (``requires_context``:
+  the request, the user), no default computed per request but a fresh empty
+  ``dict`` or ``list``;
+- every validation it runs refuses the database: a field or validator that
+  queries is ``NotShapeOnly`` at its first validation, not a stale answer.
+
+The memo names its per-agent fields (``per_request``): they are left out of
+the key and validated on every request by their own field, so one entry
+serves the whole fleet. Only successful validations are remembered, so an
+invalid body is validated and refused every time, with the same errors.
 
 The key is the parsed body without those fields, written back as canonical
 JSON (sorted keys): the same content however an agent orders or spaces it,
 and two different contents never share a key. Small bodies only
-(``MAX_BODY_BYTES``), at most ``MAX_ENTRIES`` per process (the memo is emptied
-when full, like the configuration versions' cache), so the memory it can hold
-is bounded whatever agents send.
+(``MAX_BODY_BYTES``), at most ``MAX_ENTRIES`` per memo (emptied when full), so
+the memory it can hold is bounded whatever agents send.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from functools import cache
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
+from weakref import WeakSet
 
-from rest_framework import serializers
+from django.db import connections
+from rest_framework import relations, serializers
+from rest_framework.fields import SkipField, empty
+
+from agent_api.serializers import RequestSerializer, body_validated
 
 MAX_BODY_BYTES = 2048
 MAX_ENTRIES = 1024
 
-Key = tuple[type, str, str]
+# Callables a field's default may be: each makes a fresh empty value, the same for every request.
+_PLAIN_DEFAULTS: tuple[type, ...] = (dict, list)
 
-_memo: dict[Key, dict[str, Any]] = {}
-
-
-@dataclass(frozen=True)
-class Shape:
-    """What a request body is remembered by, and its per-request fields as sent."""
-
-    serializer_class: type[serializers.Serializer]
-    key: Key
-    own: dict[str, Any]
+_memos: WeakSet[BodyMemo] = WeakSet()
 
 
-def shape_of(serializer_class: type[serializers.Serializer], request: Any) -> Shape | None:
-    """The shape of this request's body, or None when it is not one to remember.
-
-    ``request`` is Django's or DRF's (its ``META`` and ``body`` are read; DRF
-    parses the bytes Django kept afterwards).
-    """
-    if not getattr(serializer_class, "validates_shape_only", False):
-        return None
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return None
-    if not 0 < length <= MAX_BODY_BYTES:
-        return None
-    try:
-        content = json.loads(request.body)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None  # the parser refuses it, with its own message
-    if not isinstance(content, dict):
-        return None
-    own = {name: content.pop(name) for name in getattr(serializer_class, "per_request_fields", ()) if name in content}
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
-    return Shape(serializer_class, (serializer_class, request.META.get("CONTENT_TYPE", ""), canonical), own)
+class NotShapeOnly(TypeError):
+    """A serializer whose validation may depend on more than the body: it cannot be remembered."""
 
 
-def remembered(shape: Shape) -> dict[str, Any] | None:
-    """The validated data for a body of this shape, its per-request fields validated now; None if unknown.
+class BodyMemo:
+    """The validated bodies of one shape-only serializer, remembered by what they say."""
 
-    None also when a per-request field is invalid: the serializer then refuses
-    the whole body with its usual errors.
-    """
-    found = _memo.get(shape.key)
-    if found is None:
-        return None
-    validated = _copy(found)
-    fields = _fields(shape.serializer_class)
-    for name in getattr(shape.serializer_class, "per_request_fields", ()):
-        try:
-            validated[name] = fields[name].run_validation(shape.own.get(name, serializers.empty))
-        except serializers.ValidationError:
-            return None
-    return validated
+    def __init__(self, serializer_class: type[serializers.Serializer], *, per_request: tuple[str, ...] = ()) -> None:
+        problems = shape_only_problems(serializer_class)
+        declared = getattr(serializer_class, "_declared_fields", {})
+        problems += [
+            f"{name}: not a field of {serializer_class.__name__}" for name in per_request if name not in declared
+        ]
+        if problems:
+            raise NotShapeOnly(f"{serializer_class.__name__} cannot be remembered: " + "; ".join(problems))
+        self.serializer_class = serializer_class
+        self.per_request = per_request
+        self._fields = serializer_class().fields
+        self._known: dict[str, dict[str, Any]] = {}
+        _memos.add(self)
 
+    def validated(self, content: Any, *, size: int) -> dict[str, Any]:
+        """``content`` (a parsed JSON body of ``size`` bytes) validated: as remembered, or now.
 
-def remember(shape: Shape, validated: dict[str, Any]) -> None:
-    if len(_memo) >= MAX_ENTRIES:
-        _memo.clear()
-    own = getattr(shape.serializer_class, "per_request_fields", ())
-    _memo[shape.key] = _copy({name: value for name, value in validated.items() if name not in own})
+        An invalid body is the serializer's ValidationError (400, field by field), every time.
+        """
+        key = None
+        if isinstance(content, dict) and size <= MAX_BODY_BYTES:
+            shared = {name: value for name, value in content.items() if name not in self.per_request}
+            key = json.dumps(shared, sort_keys=True, separators=(",", ":"))
+            found = self._known.get(key)
+            own = self._own(content) if found is not None else None
+            if found is not None and own is not None:
+                return {**_copy(found), **own}
+        with _database_refused(self.serializer_class):
+            validated = body_validated(self.serializer_class, content)
+        if key is not None:
+            if len(self._known) >= MAX_ENTRIES:
+                self._known.clear()
+            self._known[key] = _copy({name: value for name, value in validated.items() if name not in self.per_request})
+        return validated
 
+    def _own(self, content: dict[str, Any]) -> dict[str, Any] | None:
+        """The per-request fields validated by their own fields; None when one is invalid (the serializer then
+        refuses the whole body with its usual errors)."""
+        own: dict[str, Any] = {}
+        for name in self.per_request:
+            try:
+                own[name] = self._fields[name].run_validation(content.get(name, empty))
+            except SkipField:
+                continue  # not sent, no default: left out, as the serializer leaves it out
+            except serializers.ValidationError:
+                return None
+        return own
 
-@cache
-def _fields(serializer_class: type[serializers.Serializer]) -> Any:
-    """The serializer's bound fields (the same for every request: they validate shape only)."""
-    return serializer_class().fields
+    def forget(self) -> None:
+        self._known.clear()
 
 
 def forget_all() -> None:
-    _memo.clear()
+    """Every memo emptied (tests start from nothing remembered)."""
+    for memo in list(_memos):
+        memo.forget()
+
+
+def shape_only_problems(serializer_class: type[serializers.Serializer]) -> list[str]:
+    """Why validating with ``serializer_class`` may depend on more than the body (empty: it may not)."""
+    problems = []
+    for klass in serializer_class.__mro__:
+        # RequestSerializer only shares its bound fields between requests (agent_api/serializers.py).
+        if klass in (object, RequestSerializer) or klass.__module__.startswith("rest_framework."):
+            continue
+        for name, value in vars(klass).items():
+            if callable(value) or hasattr(value, "__get__"):
+                problems.append(f"{klass.__name__}.{name}: a shape-only serializer declares fields and nothing else")
+    for name, field in getattr(serializer_class, "_declared_fields", {}).items():
+        problems += _field_problems(name, field)
+    return problems
+
+
+def _field_problems(name: str, field: serializers.Field) -> list[str]:
+    if isinstance(field, serializers.BaseSerializer):
+        return [f"{name}: a nested serializer"]
+    if isinstance(field, relations.RelatedField | relations.ManyRelatedField | serializers.HiddenField):
+        return [f"{name}: a {type(field).__name__} reads more than the body"]
+    problems = []
+    default = field.default
+    if getattr(default, "requires_context", False):
+        problems.append(f"{name}: its default needs the context")
+    elif callable(default) and default is not empty and default not in _PLAIN_DEFAULTS:
+        problems.append(f"{name}: its default {default!r} is computed per request")
+    problems += [
+        f"{name}: validator {validator!r} needs the context"
+        for validator in field.validators
+        if getattr(validator, "requires_context", False)
+    ]
+    child = getattr(field, "child", None)
+    if isinstance(child, serializers.Field):
+        problems += _field_problems(f"{name}[]", child)
+    return problems
+
+
+@contextmanager
+def _database_refused(serializer_class: type[serializers.Serializer]) -> Iterator[None]:
+    def refuse(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        raise NotShapeOnly(
+            f"{serializer_class.__name__} queried the database while validating ({sql[:80]}): "
+            "a remembered body's validation must depend on the body alone"
+        )
+
+    with ExitStack() as stack:
+        for connection in connections.all():
+            stack.enter_context(connection.execute_wrapper(refuse))
+        yield
 
 
 def _copy(value: Any) -> Any:

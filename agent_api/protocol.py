@@ -1,8 +1,8 @@
 """What the agent API does: register, check in, configuration, report.
 
-Views in ``agents_app/api/views.py`` validate input and call these; the
-functions take plain values and raise ProtocolError for requests that are
-well-formed but cannot be honoured (nothing is changed then).
+The views (``agent_api/views.py``, ``agent_api/checkin.py``) validate input
+and call these; the functions take plain values and raise ProtocolError for
+requests that are well-formed but cannot be honoured (nothing is changed then).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from django.db.models.functions import Upper
 from django.utils import timezone
 
 from agent_api.authentication import token_digest, token_generate
+from agent_api.checkin_read import CheckinRead, settings_current
 from agent_api.errors import InvalidEnrollmentSecret, ProtocolError
 from agents_app.connection import listener_address, status_on_checkin
 from agents_app.models import Client, Domain
@@ -28,16 +29,8 @@ from agents_app.signing import client_signing_key, encode_key, key_id
 from console.compiled import CompiledQuery
 from updates_app.compliance import client_versions_record, known_versions
 from updates_app.configuration import client_configuration, configuration_hash, configuration_version
-from updates_app.engine.handover import (
-    RESTART_EVENT,
-    CheckinRead,
-    actions_for_checkin,
-    checkin_probe,
-    restart_actions,
-    settings_current,
-)
+from updates_app.engine.handover import RESTART_EVENT, actions_for_checkin, restart_actions
 from updates_app.engine.reports import delivery_is_for, delivery_mark_failed, delivery_mark_updated
-from updates_app.models import ProxySettings
 from updates_app.version_labels import parse_version_label, version_label
 
 logger = logging.getLogger(__name__)
@@ -211,16 +204,16 @@ def _record_checkin(client: Client, fields: dict[str, Any]) -> None:
 
 def agent_checkin(
     *,
-    client: Client,
+    read: CheckinRead,
     event: str,
     component_versions: dict[str, str],
     config_version: str,
     scheduled_update_disabled: bool,
     roaming: bool,
-    probe: CheckinRead | None = None,
     signing_key_id: str = "",
 ) -> dict[str, Any]:
-    """``probe``: the settings rows and "work waiting?" when the caller read them with the client (the view does)."""
+    """``read``: the client, the settings and whether work waits, read with the token (``checkin_read``)."""
+    client, auto, proxy = read.client, read.auto, read.proxy
     versions_changed = bool(component_versions) and component_versions != client.component_versions
     if versions_changed:
         # What the client already holds on record was checked when it was stored.
@@ -238,17 +231,10 @@ def agent_checkin(
     }
     if component_versions:
         fields["component_versions"] = component_versions
-    # The settings (for the configuration version) and whether anything waits for this client:
-    # read with the client at authentication, else one query here.
-    proxy: ProxySettings | None = None  # unread: configuration_version reads it
-    if probe is not None:
-        auto, proxy, handover_due = probe.auto, probe.proxy, probe.handover_due
-    else:
-        auto, handover_due = checkin_probe(client=client, now=now)
-    if not handover_due and _quiet_heartbeat(client=client, event=event, fields=fields, now=now):
-        # The fast path of a fleet's heartbeats: no write; one query in all through the view.
+    if not read.handover_due and _quiet_heartbeat(client=client, event=event, fields=fields, now=now):
+        # The fast path of a fleet's heartbeats: no write; one query in all, the read.
         actions: list[dict] = []
-    elif not handover_due and event != RESTART_EVENT and not versions_changed:
+    elif not read.handover_due and event != RESTART_EVENT and not versions_changed:
         # Only the record changes (a fleet's steady heartbeat once the stamp has aged): one
         # UPDATE in autocommit, without a transaction's two extra round trips.
         _record_checkin(client, fields)
@@ -256,7 +242,7 @@ def agent_checkin(
     else:
         with transaction.atomic():
             _record_checkin(client, fields)
-            due = handover_due or event == RESTART_EVENT
+            due = read.handover_due or event == RESTART_EVENT
             actions = (
                 actions_for_checkin(client, event=event, reported_versions=component_versions, auto=auto) if due else []
             )

@@ -82,8 +82,8 @@ def _static_files_from_the_source_folders():
 
 @pytest.fixture(autouse=True)
 def fresh_body_memo():
-    """Every test starts with no request body remembered: its first check-in of a body takes DRF's path,
-    a repeat of it the served-before path (agent_api/views.py, CheckinView.dispatch)."""
+    """Every test starts with no request body remembered: its first check-in of a body is validated,
+    a repeat of it is not (agent_api/body_memo.py)."""
     from agent_api import body_memo
 
     body_memo.forget_all()
