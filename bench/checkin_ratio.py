@@ -18,6 +18,24 @@ PostgreSQL, the database backends serving them and Redis), which a busy shared m
 disturbs less than the rates. The check-in loop of
 bench/agent_protocol_bench.py (with download sizes) is the same measurement on
 one database.
+
+How the server's CPU is counted, whatever its processes and connections do:
+
+- gunicorn: the master's own CPU, the CPU of the workers it has reaped (its
+  children's, from /proc) and that of the workers running now, so a worker
+  that is replaced keeps its CPU in the sum;
+- PostgreSQL: a backend's CPU can be read only while it runs, and Django
+  reconnects (``CONN_MAX_AGE``, 60 s: a new backend per thread every minute),
+  so a list of backends taken once and read before and after a round counted
+  a backend that ended as losing all its CPU (a negative figure) and never
+  counted one that started. Instead a thread samples the database's backends
+  every ``SAMPLE_SECONDS`` during a round and keeps, per backend (its pid and
+  start time, so a reused pid is another backend), the CPU it had when the
+  round began (0 for one started since) and the last CPU read; the round's
+  figure is the sum of last minus first. A backend that ends loses only what
+  it used after its last sample, at most ``SAMPLE_SECONDS`` of CPU, and the
+  output says how many ended. The sampler's own backend is not counted;
+- Redis: the server's own counters (it never restarts during a run).
 """
 
 from __future__ import annotations
@@ -26,6 +44,7 @@ import argparse
 import asyncio
 import os
 import sys
+import threading
 from pathlib import Path
 
 import aiohttp
@@ -33,20 +52,112 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from agent_protocol_bench import hammer, ping_and_quiet_checkin
-from benchserver import Served, process_cpu_seconds, redis_cpu_seconds
+from benchserver import CLOCK_TICKS, Served, child_pids, redis_cpu_seconds
+
+SAMPLE_SECONDS = 0.05
 
 
-def postgres_backend_pids(database_url: str | None) -> list[int]:
-    """The server processes PostgreSQL runs for this database's connections (the gunicorn workers' ones)."""
-    if not database_url:
-        return []
-    import psycopg
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (field 3 first), or None when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
 
-    with psycopg.connect(database_url) as connection:
-        rows = connection.execute(
+
+def gunicorn_cpu_seconds(server: Served) -> float:
+    """CPU used so far by the master, the workers it reaped and the workers running now."""
+    if server.process is None:
+        return 0.0
+    master = _stat(server.process.pid)
+    if master is None:
+        return 0.0
+    # utime, stime, cutime, cstime: its own and its reaped children's.
+    total = sum(int(field) for field in master[11:15])
+    for pid in child_pids(server.process.pid):
+        worker = _stat(pid)
+        if worker is not None:
+            total += int(worker[11]) + int(worker[12])
+    return total / CLOCK_TICKS
+
+
+class BackendCPU:
+    """CPU of the PostgreSQL backends serving one database during a round, sampled (see the module's docstring)."""
+
+    def __init__(self, database_url: str | None) -> None:
+        self.database_url = database_url
+        self._lock = threading.Lock()
+        self._first: dict[tuple[int, int], float] = {}
+        self._last: dict[tuple[int, int], float] = {}
+        self._alive: set[tuple[int, int]] = set()
+        self._round_started = 0.0
+        self._measuring = False
+        self._stop = threading.Event()
+        self._connection = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> BackendCPU:
+        if self.database_url:
+            import psycopg
+
+            self._connection = psycopg.connect(self.database_url, autocommit=True)
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._connection is not None:
+            self._connection.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(SAMPLE_SECONDS):
+            with self._lock:
+                if self._measuring:
+                    self._sample()
+
+    def _sample(self) -> None:
+        assert self._connection is not None
+        rows = self._connection.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
         ).fetchall()
-    return [row[0] for row in rows]
+        self._alive = set()
+        for (pid,) in rows:
+            fields = _stat(pid)
+            if fields is None:
+                continue  # ended since the list was read
+            started = int(fields[19]) / CLOCK_TICKS  # seconds after boot
+            cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            key = (pid, int(fields[19]))
+            self._alive.add(key)
+            if key not in self._first:
+                # Running when the round began: count from now. Started since: all of it is the round's.
+                self._first[key] = cpu if started < self._round_started else 0.0
+            self._last[key] = cpu
+
+    def start(self) -> None:
+        with self._lock:
+            self._first, self._last = {}, {}
+            self._round_started = _uptime()
+            if self._connection is not None:
+                self._sample()
+            self._measuring = True
+
+    def stop(self) -> tuple[float, int]:
+        """The round's CPU seconds, and how many backends ended during it."""
+        with self._lock:
+            self._measuring = False
+            if self._connection is None:
+                return 0.0, 0
+            self._sample()
+            ended = len(self._first.keys() - self._alive)
+            return sum(self._last[key] - first for key, first in self._first.items()), ended
+
+
+def _uptime() -> float:
+    return float(Path("/proc/uptime").read_text().split()[0])
 
 
 async def ratio(server: Served, duration: float, concurrency: int, rounds: int) -> dict:
@@ -62,27 +173,26 @@ async def ratio(server: Served, duration: float, concurrency: int, rounds: int) 
         cpu: dict[str, float] = {"ping": 0.0, "checkin": 0.0}
         database_cpu: dict[str, float] = {"ping": 0.0, "checkin": 0.0}
         requests: dict[str, float] = {"ping": 0.0, "checkin": 0.0}
-        backends = postgres_backend_pids(server.database_url)
-
-        def database_seconds() -> float:
-            # PostgreSQL's backends and Redis (the rate limits' shared counters), when they serve this server.
-            return sum(process_cpu_seconds(pid) for pid in backends) + redis_cpu_seconds(server.redis_url)
-
-        errors = 0
-        for _ in range(rounds):  # interleaved, so a noisy neighbour hits both alike
-            for name, make in (("ping", ping), ("checkin", checkin)):
-                web, database = server.cpu_seconds(), database_seconds()
-                rate, errs = await hammer(session, make, duration, concurrency)
-                database = database_seconds() - database
-                cpu[name] += server.cpu_seconds() - web + database
-                database_cpu[name] += database
-                requests[name] += rate * duration
-                rates[name].append(rate)
-                errors += errs
+        errors = ended = 0
+        with BackendCPU(server.database_url) as backends:
+            for _ in range(rounds):  # interleaved, so a noisy neighbour hits both alike
+                for name, make in (("ping", ping), ("checkin", checkin)):
+                    web, redis = gunicorn_cpu_seconds(server), redis_cpu_seconds(server.redis_url)
+                    backends.start()
+                    rate, errs = await hammer(session, make, duration, concurrency)
+                    backend_seconds, backends_ended = backends.stop()
+                    # PostgreSQL's backends and Redis (the rate limits' shared counters), when they serve this server.
+                    database = backend_seconds + redis_cpu_seconds(server.redis_url) - redis
+                    cpu[name] += gunicorn_cpu_seconds(server) - web + database
+                    database_cpu[name] += database
+                    requests[name] += rate * duration
+                    rates[name].append(rate)
+                    errors += errs
+                    ended += backends_ended
         answer: dict = {name: sum(values) / rounds for name, values in rates.items()}
         answer["cpu_ms"] = {name: cpu[name] / max(1.0, requests[name]) * 1000 for name in cpu}
         answer["database_cpu_ms"] = {name: database_cpu[name] / max(1.0, requests[name]) * 1000 for name in cpu}
-        return answer | {"errors": errors}
+        return answer | {"errors": errors, "backends_ended": ended}
 
 
 def main() -> None:
@@ -122,7 +232,8 @@ def main() -> None:
             f"ratio {rates['checkin'] / rates['ping']:.2f}  errors {rates['errors']}  |  server CPU per request: "
             f"ping {cpu['ping']:.2f} ms, check-in {cpu['checkin']:.2f} ms "
             f"(of which the database{' and Redis' if server.redis_url else ''} "
-            f"{rates['database_cpu_ms']['checkin']:.2f} ms)  (load average {load:.1f})"
+            f"{rates['database_cpu_ms']['checkin']:.2f} ms; backends that ended: {rates['backends_ended']})  "
+            f"(load average {load:.1f})"
         )
         print(line, flush=True)
         lines.append(line)
