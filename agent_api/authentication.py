@@ -155,8 +155,14 @@ def agent_principal(request, token: str) -> AgentPrincipal:
     return _authenticated(request, token, _principal)
 
 
-def checkin_authenticated(request, token: str) -> CheckinRead:
-    """The client holding ``token`` read with what its check-in needs (agent_api/checkin_read.py): one query."""
+def checkin_authenticated(request) -> CheckinRead:
+    """The client holding the request's token, read with what its check-in needs (``checkin_read``): one query.
+
+    401 without a token, and as ``request_token`` and ``_authenticated`` refuse.
+    """
+    token = request_token(request)
+    if token is None:
+        raise exceptions.NotAuthenticated()
     return _authenticated(request, token, lambda digest: checkin_client(digest=digest, now=timezone.now()))
 
 

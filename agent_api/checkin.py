@@ -6,17 +6,17 @@ request and response wrappers decide nothing here, yet cost a fifth of a
 check-in) and reads top to bottom, with the API's rules from the same
 functions the DRF views use:
 
-1. a body over ``AGENT_MAX_BODY_BYTES``: 413 before anything is read;
-2. the bearer token: 401 without one (or for a malformed header, counted as a
-   failed authentication); 429 for an address over its failed
-   authentications or a client over its rate, before any query; 403
+1. the bearer token (``authentication``): 401 without one (or for a malformed
+   header, counted as a failed authentication); 429 for an address over its
+   failed authentications or a client over its rate, before any query; 403
    ``register_again`` for an unknown or revoked client. One statement reads
    the client, the settings and whether work waits (``checkin_read``);
-3. anything but POST: 405;
-4. the body: ``application/json`` (415), JSON (400 ``malformed_json``), the
-   fields (400 ``invalid``, naming them; a body seen before is not validated
-   again, ``body_memo``);
-5. the answer: ``protocol.agent_checkin``.
+2. anything but POST: 405;
+3. the body (``bodies``): over ``AGENT_MAX_BODY_BYTES`` 413 (before it is
+   read), not ``application/json`` 415, not JSON 400 ``malformed_json``, the
+   fields 400 ``invalid`` (naming them); a body seen before is not validated
+   again;
+4. the answer: ``protocol.agent_checkin``.
 
 Errors are answered by ``errors.error_response_parts``, as on the DRF views.
 drf-spectacular reads only DRF views: ``CheckinOperation`` describes this one
@@ -38,10 +38,9 @@ from rest_framework.views import APIView
 
 from agent_api import protocol
 from agent_api import serializers as s
-from agent_api.authentication import AUTHENTICATE_HEADER, AgentTokenAuthentication, checkin_authenticated, request_token
-from agent_api.body_memo import BodyMemo
+from agent_api.authentication import AUTHENTICATE_HEADER, AgentTokenAuthentication, checkin_authenticated
+from agent_api.bodies import BodyMemo, LimitedJSONParser, json_body
 from agent_api.errors import error_response_parts
-from agent_api.parsers import LimitedJSONParser, json_content, refuse_oversized
 from agent_api.schema import ERRORS, described_by
 
 # Refuses, at import, a CheckinRequest whose validation could depend on more than the body.
@@ -70,29 +69,14 @@ class CheckinOperation(APIView):
 @csrf_exempt
 def checkin(request: HttpRequest) -> HttpResponse:
     try:
-        refuse_oversized(request)
-        token = request_token(request)
-        if token is None:
-            raise exceptions.NotAuthenticated()
-        read = checkin_authenticated(request, token)
+        read = checkin_authenticated(request)
         if request.method != "POST":
             raise exceptions.MethodNotAllowed(str(request.method))
-        content, size = _body(request)
-        data = _BODIES.validated(content, size=size)
-        answer = protocol.agent_checkin(read=read, **data)
+        content, size = json_body(request)
+        answer = protocol.agent_checkin(read=read, **_BODIES.validated(content, size=size))
     except exceptions.APIException as exc:
         return _refused(exc)
     return _json(200, answer)
-
-
-def _body(request: HttpRequest) -> tuple[Any, int]:
-    """The body's content and size. An empty body is an empty object, as DRF reads one (its fields are missing)."""
-    body = request.body
-    if not body:
-        return {}, 0
-    if request.content_type != "application/json":
-        raise exceptions.UnsupportedMediaType(request.META.get("CONTENT_TYPE", ""))
-    return json_content(body), len(body)
 
 
 def _json(status: int, body: dict[str, Any]) -> HttpResponse:

@@ -25,7 +25,7 @@ from agent_api.errors import InvalidEnrollmentSecret, ProtocolError
 from agents_app.connection import listener_address, status_on_checkin
 from agents_app.models import Client, Domain
 from agents_app.services import client_create, domain_create
-from agents_app.signing import client_signing_key, encode_key, key_id
+from agents_app.signing import client_signing_key, encode_key, signing_key_for
 from console.compiled import CompiledQuery
 from updates_app.compliance import client_versions_record, known_versions
 from updates_app.configuration import client_configuration, configuration_hash, configuration_version
@@ -251,8 +251,6 @@ def agent_checkin(
                 # last, so the shared profile rows stay locked only until the commit.
                 client_versions_record(client=client, reported=component_versions)
     current = configuration_version(client, auto, proxy)
-    # The hand-over of a rotated signing key: only to an agent that holds another.
-    signing_key = client_signing_key(str(client.guid))
     return {
         "status": status,
         "actions": actions,
@@ -260,7 +258,8 @@ def agent_checkin(
         "config_version": current,
         "heartbeat_interval_seconds": settings.AGENT_HEARTBEAT_SECONDS,
         "server_time": now,
-        "signing_key": None if signing_key_id == key_id(signing_key) else encode_key(signing_key),
+        # A rotated signing key: only to an agent that holds another.
+        "signing_key": signing_key_for(str(client.guid), held_key_id=signing_key_id),
     }
 
 

@@ -55,15 +55,6 @@ class RequestSerializer(serializers.Serializer):
         return shared
 
 
-def body_validated(serializer_class: type[serializers.Serializer], content: Any) -> dict[str, Any]:
-    """A request body's content validated by ``serializer_class``: 400 for anything but a valid JSON object."""
-    if not isinstance(content, dict):
-        raise serializers.ValidationError({"non_field_errors": ["The body must be a JSON object."]})
-    serializer = serializer_class(data=content)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
 class RegisterRequest(RequestSerializer):
     enrollment_secret = serializers.CharField(max_length=200, trim_whitespace=False)
     hostname = serializers.CharField(max_length=255, validators=[validate_display_name])
@@ -116,7 +107,7 @@ class RegisterResponse(serializers.Serializer):
 
 
 class CheckinRequest(RequestSerializer):
-    # Shape only (agent_api/body_memo.py refuses it otherwise): a fleet's repeated heartbeats are
+    # Shape only (agent_api/bodies.py refuses it otherwise): a fleet's repeated heartbeats are
     # validated once, but for signing_key_id, which differs from agent to agent.
 
     event = serializers.ChoiceField(choices=["heartbeat", "restart", "poll"])

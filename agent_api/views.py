@@ -20,8 +20,8 @@ from agent_api.authentication import (
     IsAgent,
     auth_failure_record,
 )
+from agent_api.bodies import LimitedJSONParser, body_validated
 from agent_api.errors import InvalidEnrollmentSecret, NotFound, Withdrawn, exception_handler
-from agent_api.parsers import LimitedJSONParser, refuse_oversized
 from agent_api.schema import ERRORS
 from agents_app.models import Client
 from console.client_address import client_ip
@@ -57,16 +57,12 @@ class AgentView(JSONOnlyView):
     def get_exception_handler(self):
         return exception_handler
 
-    def initial(self, request, *args, **kwargs):
-        refuse_oversized(request)
-        super().initial(request, *args, **kwargs)
-
     @property
     def client(self) -> Client:
         return cast(AgentPrincipal, self.request.user).client
 
     def validated(self, serializer_class) -> dict:
-        return s.body_validated(serializer_class, self.request.data)
+        return body_validated(serializer_class, self.request.data)
 
 
 class RegisterView(AgentView):

@@ -285,12 +285,14 @@ def test_malformed_json_is_a_400(client, register):
     assert response.status_code == 400
 
 
-def test_oversized_bodies_are_a_413(client, register, settings):
+@pytest.mark.parametrize("url", ["/agent/v1/checkin", "/agent/v1/report", "/agent/v1/register"])
+def test_oversized_bodies_are_a_413(client, register, settings, url):
     _, auth = register()
-    body = {"event": "heartbeat", "config_version": "x" * (settings.AGENT_MAX_BODY_BYTES + 10)}
-    response = post(client, "/agent/v1/checkin", body, auth)
+    body = {"event": "heartbeat", "kind": "scan", "message": "x" * (settings.AGENT_MAX_BODY_BYTES + 10)}
+    response = post(client, url, body, auth)
     assert response.status_code == 413
     assert response.json()["code"] == "body_too_large"
+    assert Client.objects.count() == 1
 
 
 def test_other_content_types_are_refused(client, register):

@@ -1,4 +1,4 @@
-"""agent_api/body_memo.py remembers only what a shape-only serializer validated, and checks that it is one."""
+"""agent_api/bodies.py remembers only what a shape-only serializer validated, and checks that it is one."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from rest_framework import serializers
 
 from agent_api import checkin
-from agent_api.body_memo import BodyMemo, NotShapeOnly
+from agent_api.bodies import BodyMemo, NotShapeOnly
 from agent_api.serializers import CheckinRequest, RequestSerializer
 from agents_app.models import Client
 

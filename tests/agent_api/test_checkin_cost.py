@@ -10,8 +10,8 @@ import pytest
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from agent_api import body_memo, checkin
-from agent_api.body_memo import BodyMemo
+from agent_api import bodies, checkin
+from agent_api.bodies import BodyMemo
 from agent_api.serializers import CheckinRequest
 from agents_app.models import Client, ConnectionStatus
 from updates_app.components import component_download, component_resolve
@@ -171,9 +171,9 @@ def validations(monkeypatch):
 
 
 def test_repeated_heartbeat_bodies_are_validated_once(client, settled, validations):
-    """A fleet sends the same body over and over (agent_api/body_memo.py)."""
+    """A fleet sends the same body over and over (agent_api/bodies.py)."""
     _, body, auth = settled
-    body_memo.forget_all()
+    bodies.forget_all()
     for _ in range(3):
         assert post(client, "/agent/v1/checkin", body, auth).status_code == 200
     assert len(validations) == 1
@@ -184,7 +184,7 @@ def test_repeated_heartbeat_bodies_are_validated_once(client, settled, validatio
 
 def test_an_invalid_body_is_refused_every_time_and_never_remembered(client, settled):
     _, body, auth = settled
-    body_memo.forget_all()
+    bodies.forget_all()
     for _ in range(2):
         response = post(client, "/agent/v1/checkin", {**body, "event": "reboot"}, auth)
         assert response.status_code == 400
@@ -216,7 +216,7 @@ def test_a_fleet_naming_each_its_own_key_is_validated_once(client, settled, regi
         _, other_auth = register(hostname=f"pc-{n + 2}", ip_address=f"127.0.0.{n + 2}")
         post(client, "/agent/v1/checkin", body, other_auth)  # the registration's restart rule aside
         agents.append(other_auth)
-    body_memo.forget_all()
+    bodies.forget_all()
     validations.clear()
     own_keys = []
     for agent_auth in agents:
@@ -236,7 +236,7 @@ def test_a_fleet_naming_each_its_own_key_is_validated_once(client, settled, regi
 
 def test_an_invalid_own_field_is_refused_even_when_the_rest_is_remembered(client, settled):
     _, body, auth = settled
-    body_memo.forget_all()
+    bodies.forget_all()
     assert post(client, "/agent/v1/checkin", body, auth).status_code == 200
     refused = post(client, "/agent/v1/checkin", {**body, "signing_key_id": "not-a-key-id"}, auth)
     assert refused.status_code == 400

@@ -1,14 +1,19 @@
-"""Validated request bodies remembered per process, keyed by what they say: for shape-only serializers alone.
+"""Request bodies of the agent API: a JSON object in UTF-8 of at most AGENT_MAX_BODY_BYTES, and its validation.
 
-A settled fleet's heartbeats repeat: every agent sends the same body (the
-server's versions, the current configuration version, ``"heartbeat"``) time
-after time, apart from the one field that names the agent's own signing key.
-When a serializer only checks the shape of what it is given, validating a
-body is a function of its content alone, and the answer to content seen
-before is the one computed then (a fifth of a quiet heartbeat's cost saved).
+Read: the check-in (a plain view) reads its body with ``json_body``, the DRF
+views with ``LimitedJSONParser``; either way a body over the limit is a 413
+before it is read, one that is not JSON in UTF-8 a 400 ``malformed_json``.
+Validated: ``body_validated``, the content through its serializer (400
+``invalid``, naming the fields).
 
-That rests on the serializer, so a ``BodyMemo`` checks it instead of trusting
-a flag:
+Remembered (``BodyMemo``, the check-in's): a settled fleet's heartbeats
+repeat: every agent sends the same body (the server's versions, the current
+configuration version, ``"heartbeat"``) time after time, apart from the one
+field that names the agent's own signing key. When a serializer only checks
+the shape of what it is given, validating a body is a function of its content
+alone, and the answer to content seen before is the one computed then (a fifth
+of a quiet heartbeat's cost saved). That rests on the serializer, so a memo
+checks it instead of trusting a flag:
 
 - when the memo is made (at import: ``agent_api/checkin.py`` makes its memo at
   module level), the serializer and its fields are inspected, and a
@@ -24,13 +29,12 @@ a flag:
 The memo names its per-agent fields (``per_request``): they are left out of
 the key and validated on every request by their own field, so one entry
 serves the whole fleet. Only successful validations are remembered, so an
-invalid body is validated and refused every time, with the same errors.
-
-The key is the parsed body without those fields, written back as canonical
-JSON (sorted keys): the same content however an agent orders or spaces it,
-and two different contents never share a key. Small bodies only
-(``MAX_BODY_BYTES``), at most ``MAX_ENTRIES`` per memo (emptied when full), so
-the memory it can hold is bounded whatever agents send.
+invalid body is validated and refused every time, with the same errors. The
+key is the parsed body without those fields, written back as canonical JSON
+(sorted keys): the same content however an agent orders or spaces it, and two
+different contents never share a key. Small bodies only
+(``MAX_REMEMBERED_BYTES``), at most ``MAX_ENTRIES`` per memo (emptied when
+full), so the memory it can hold is bounded whatever agents send.
 """
 
 from __future__ import annotations
@@ -41,13 +45,78 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 from weakref import WeakSet
 
+from django.conf import settings
 from django.db import connections
-from rest_framework import relations, serializers
+from django.http import HttpRequest
+from rest_framework import exceptions, parsers, relations, serializers
 from rest_framework.fields import SkipField, empty
 
-from agent_api.serializers import RequestSerializer, body_validated
+from agent_api.errors import BodyTooLarge
+from agent_api.serializers import RequestSerializer
 
-MAX_BODY_BYTES = 2048
+# --- Read ------------------------------------------------------------------------------------------
+
+
+def _too_large() -> BodyTooLarge:
+    return BodyTooLarge(f"The request body is larger than {settings.AGENT_MAX_BODY_BYTES} bytes.")
+
+
+def json_content(data: bytes) -> Any:
+    """What a body holds; 400 ``malformed_json`` for anything but JSON in UTF-8."""
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise exceptions.ParseError(f"The body is not valid JSON: {exc}") from None
+
+
+def json_body(request: HttpRequest) -> tuple[Any, int]:
+    """The content of a request's JSON body and its size in bytes.
+
+    413 when ``Content-Length`` is over the limit (before the body is read),
+    415 for a body that is not ``application/json``, 400 ``malformed_json``.
+    An empty body is an empty object, as DRF reads one (its fields are then
+    missing).
+    """
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > settings.AGENT_MAX_BODY_BYTES:
+        raise _too_large()
+    body = request.body
+    if not body:
+        return {}, 0
+    if request.content_type != "application/json":
+        raise exceptions.UnsupportedMediaType(request.META.get("CONTENT_TYPE", ""))
+    return json_content(body), len(body)
+
+
+class LimitedJSONParser(parsers.JSONParser):
+    """The DRF views' parser: the same limit, read from the stream (DRF reads at most Content-Length)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        data = stream.read(settings.AGENT_MAX_BODY_BYTES + 1) if stream is not None else b""
+        if len(data) > settings.AGENT_MAX_BODY_BYTES:
+            raise _too_large()
+        return json_content(data)
+
+
+# --- Validated ----------------------------------------------------------------------------------------
+
+
+def body_validated(serializer_class: type[serializers.Serializer], content: Any) -> dict[str, Any]:
+    """A request body's content validated by ``serializer_class``: 400 for anything but a valid JSON object."""
+    if not isinstance(content, dict):
+        raise serializers.ValidationError({"non_field_errors": ["The body must be a JSON object."]})
+    serializer = serializer_class(data=content)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+# --- Remembered ---------------------------------------------------------------------------------------
+
+# Bodies remembered: the small ones only.
+MAX_REMEMBERED_BYTES = 2048
 MAX_ENTRIES = 1024
 
 # Callables a field's default may be: each makes a fresh empty value, the same for every request.
@@ -83,7 +152,7 @@ class BodyMemo:
         An invalid body is the serializer's ValidationError (400, field by field), every time.
         """
         key = None
-        if isinstance(content, dict) and size <= MAX_BODY_BYTES:
+        if isinstance(content, dict) and size <= MAX_REMEMBERED_BYTES:
             shared = {name: value for name, value in content.items() if name not in self.per_request}
             key = json.dumps(shared, sort_keys=True, separators=(",", ":"))
             found = self._known.get(key)
