@@ -156,20 +156,6 @@ def test_a_changed_settings_row_is_read_once_then_held(client, settled, django_a
         assert post(client, "/agent/v1/checkin", body, auth).status_code == 200
 
 
-@pytest.fixture
-def validations(monkeypatch):
-    """The check-in bodies the serializer validated."""
-    seen: list[dict] = []
-    original = CheckinRequest.is_valid
-
-    def counted(self, *args, **kwargs):
-        seen.append(self.initial_data)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(CheckinRequest, "is_valid", counted)
-    return seen
-
-
 def test_repeated_heartbeat_bodies_are_validated_once(client, settled, validations):
     """A fleet sends the same body over and over (agent_api/bodies.py)."""
     _, body, auth = settled
