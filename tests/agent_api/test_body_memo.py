@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 from rest_framework import serializers
 
 from agent_api import checkin
@@ -45,8 +46,6 @@ class WithContextDefault(RequestSerializer):
 
 
 class WithClockDefault(RequestSerializer):
-    from django.utils import timezone
-
     at = serializers.DateTimeField(default=timezone.now)
 
 
