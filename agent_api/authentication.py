@@ -27,18 +27,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from django.conf import settings
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions, throttling
 
+from agent_api.checkin_read import CheckinRead, checkin_client
 from agent_api.errors import RegisterAgain
 from agents_app.models import Client
 from console.client_address import client_ip
 from console.compiled import CompiledQuery
 from console.ratelimit import Budget, admit
-from updates_app.engine.handover import CheckinRead, checkin_client
+
+# What a 401 names in WWW-Authenticate (and what makes DRF answer 401, not 403).
+AUTHENTICATE_HEADER = 'Bearer realm="agent"'
 
 
 def token_generate() -> str:
@@ -49,22 +54,18 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-# Every agent request starts with this look-up: compiled once, one query.
+# Every agent request but the check-in starts with this look-up: compiled once, one query.
 _CLIENT_BY_TOKEN_HASH = CompiledQuery(
-    Client,
-    build=lambda digest: Client.objects.filter(token_hash=digest).order_by("pk")[:1],
-    params=lambda connection, digest: [digest],
+    Client, build=lambda digest: Client.objects.filter(token_hash=digest).order_by("pk")[:1]
 )
 
 
 @dataclass
 class AgentPrincipal:
-    """What ``request.user`` is on the agent API: the authenticated client."""
+    """What ``request.user`` is on the agent API's DRF views: the authenticated client."""
 
     client: Client
     is_authenticated: bool = True
-    # Check-ins only (a view with ``reads_checkin_probe``): the settings rows and "work waiting?" read with the client.
-    checkin_probe: CheckinRead | None = None
 
 
 def _failures() -> Budget:
@@ -102,55 +103,79 @@ def bearer_token(header: str) -> str | None:
     return token
 
 
-def agent_principal(request, token: str, *, with_checkin_probe: bool) -> AgentPrincipal:
-    """The client holding ``token``, its request counted against the client's budget first.
+def request_token(request) -> str | None:
+    """The request's bearer token; None without an ``Authorization`` header.
+
+    A header that is not a bearer token is a failed authentication: 429 for an
+    address over its failures, else counted and 401. ``request`` is Django's
+    or DRF's (only its ``META`` is read).
+    """
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if not header:
+        return None
+    token = bearer_token(header)
+    if token is None:
+        auth_failures_refuse_if_over(request)
+        auth_failure_record(request)
+        raise exceptions.AuthenticationFailed("Send 'Authorization: Bearer <token>'.")
+    return token
+
+
+class _FindsClient(Protocol):
+    @property
+    def client(self) -> Client: ...
+
+
+R = TypeVar("R", bound=_FindsClient)
+
+
+def _authenticated(request, token: str, read: Callable[[str], R | None]) -> R:
+    """What ``read`` finds for the client holding ``token``, its request counted against the client's budget first.
 
     429 for an address over its failed authentications or a client over its
     rate (before any query); RegisterAgain, counted as a failed
     authentication, for a token that names no client or a revoked one.
-    ``request`` is Django's or DRF's (only its ``META`` is read).
     """
     digest = token_digest(token)
     _admit(request, budget=Budget("agent", settings.AGENT_RATE_LIMIT), key=f"token-{digest}")
-    principal = _principal(digest, with_checkin_probe=with_checkin_probe)
-    if principal is None:
+    found = read(digest)
+    if found is None or not hmac.compare_digest(found.client.token_hash, digest) or found.client.revoked_at:
         auth_failure_record(request)
         raise RegisterAgain()
-    client = principal.client
-    if not hmac.compare_digest(client.token_hash, digest) or client.revoked_at:
-        auth_failure_record(request)
-        raise RegisterAgain()
-    return principal
+    return found
 
 
-def _principal(digest: str, *, with_checkin_probe: bool) -> AgentPrincipal | None:
-    if not with_checkin_probe:
-        client = _CLIENT_BY_TOKEN_HASH.first(digest=digest)
-        return AgentPrincipal(client=client) if client is not None else None
-    # A check-in: the same statement reads the settings and probes for waiting work.
-    found = checkin_client(digest=digest, now=timezone.now())
-    if found is None:
-        return None
-    return AgentPrincipal(client=found.client, checkin_probe=found)
+def _principal(digest: str) -> AgentPrincipal | None:
+    client = _CLIENT_BY_TOKEN_HASH.first(digest=digest)
+    return AgentPrincipal(client=client) if client is not None else None
+
+
+def agent_principal(request, token: str) -> AgentPrincipal:
+    """The client holding ``token`` (the DRF views' authentication)."""
+    return _authenticated(request, token, _principal)
+
+
+def checkin_authenticated(request) -> CheckinRead:
+    """The client holding the request's token, read with what its check-in needs (``checkin_read``): one query.
+
+    401 without a token, and as ``request_token`` and ``_authenticated`` refuse.
+    """
+    token = request_token(request)
+    if token is None:
+        raise exceptions.NotAuthenticated()
+    return _authenticated(request, token, lambda digest: checkin_client(digest=digest, now=timezone.now()))
 
 
 class AgentTokenAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request):
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        if not header:
-            return None
-        token = bearer_token(header)
+        token = request_token(request)
         if token is None:
-            auth_failures_refuse_if_over(request)
-            auth_failure_record(request)
-            raise exceptions.AuthenticationFailed("Send 'Authorization: Bearer <token>'.")
-        view = (request.parser_context or {}).get("view")
-        with_checkin_probe = getattr(view, "reads_checkin_probe", False)
-        return agent_principal(request, token, with_checkin_probe=with_checkin_probe), token
+            return None
+        return agent_principal(request, token), token
 
     def authenticate_header(self, request) -> str:
         # Makes DRF answer 401 (not 403) to unauthenticated calls.
-        return 'Bearer realm="agent"'
+        return AUTHENTICATE_HEADER
 
 
 class IsAgent(permissions.BasePermission):

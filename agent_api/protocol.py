@@ -1,8 +1,8 @@
 """What the agent API does: register, check in, configuration, report.
 
-Views in ``agents_app/api/views.py`` validate input and call these; the
-functions take plain values and raise ProtocolError for requests that are
-well-formed but cannot be honoured (nothing is changed then).
+The views (``agent_api/views.py``, ``agent_api/checkin.py``) validate input
+and call these; the functions take plain values and raise ProtocolError for
+requests that are well-formed but cannot be honoured (nothing is changed then).
 """
 
 from __future__ import annotations
@@ -15,27 +15,22 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import Value
+from django.db.models.functions import Upper
 from django.utils import timezone
 
 from agent_api.authentication import token_digest, token_generate
+from agent_api.checkin_read import CheckinRead, settings_current
 from agent_api.errors import InvalidEnrollmentSecret, ProtocolError
 from agents_app.connection import listener_address, status_on_checkin
 from agents_app.models import Client, Domain
 from agents_app.services import client_create, domain_create
-from agents_app.signing import client_signing_key, encode_key, key_id
+from agents_app.signing import client_signing_key, encode_key, signing_key_for
 from console.compiled import CompiledQuery
 from updates_app.compliance import client_versions_record, known_versions
 from updates_app.configuration import client_configuration, configuration_hash, configuration_version
-from updates_app.engine.handover import (
-    RESTART_EVENT,
-    CheckinRead,
-    actions_for_checkin,
-    checkin_probe,
-    restart_actions,
-    settings_current,
-)
+from updates_app.engine.handover import RESTART_EVENT, actions_for_checkin, restart_actions
 from updates_app.engine.reports import delivery_is_for, delivery_mark_failed, delivery_mark_updated
-from updates_app.models import ProxySettings
 from updates_app.version_labels import parse_version_label, version_label
 
 logger = logging.getLogger(__name__)
@@ -53,10 +48,13 @@ _DOMAIN_CREATE_LOCK = 0x5EED_D0_0A
 
 
 # Every registration looks its domain up by name (any case, the highest level first): compiled once.
+# UPPER on both sides, as iexact is on PostgreSQL; iexact on SQLite is a LIKE whose escaping
+# of % and _ in the name would change the argument (console/compiled.py refuses that).
 _DOMAIN_NAMED = CompiledQuery(
     Domain,
-    build=lambda name: Domain.objects.filter(name__iexact=name).order_by("level", "pk")[:1],
-    params=lambda connection, name: [name],
+    build=lambda name: (
+        Domain.objects.alias(folded=Upper("name")).filter(folded=Upper(Value(name))).order_by("level", "pk")[:1]
+    ),
 )
 
 
@@ -213,16 +211,16 @@ def _record_checkin(client: Client, fields: dict[str, Any]) -> None:
 
 def agent_checkin(
     *,
-    client: Client,
+    read: CheckinRead,
     event: str,
     component_versions: dict[str, str],
     config_version: str,
     scheduled_update_disabled: bool,
     roaming: bool,
-    probe: CheckinRead | None = None,
     signing_key_id: str = "",
 ) -> dict[str, Any]:
-    """``probe``: the settings rows and "work waiting?" when the caller read them with the client (the view does)."""
+    """``read``: the client, the settings and whether work waits, read with the token (``checkin_read``)."""
+    client, auto, proxy = read.client, read.auto, read.proxy
     versions_changed = bool(component_versions) and component_versions != client.component_versions
     if versions_changed:
         # What the client already holds on record was checked when it was stored.
@@ -242,17 +240,10 @@ def agent_checkin(
         fields["component_versions"] = component_versions
     if event == POST_UPDATE_EVENT:
         fields["post_update_checkin_at"] = now
-    # The settings (for the configuration version) and whether anything waits for this client:
-    # read with the client at authentication, else one query here.
-    proxy: ProxySettings | None = None  # unread: configuration_version reads it
-    if probe is not None:
-        auto, proxy, handover_due = probe.auto, probe.proxy, probe.handover_due
-    else:
-        auto, handover_due = checkin_probe(client=client, now=now)
-    if not handover_due and _quiet_heartbeat(client=client, event=event, fields=fields, now=now):
-        # The fast path of a fleet's heartbeats: no write; one query in all through the view.
+    if not read.handover_due and _quiet_heartbeat(client=client, event=event, fields=fields, now=now):
+        # The fast path of a fleet's heartbeats: no write; one query in all, the read.
         actions: list[dict] = []
-    elif not handover_due and event != RESTART_EVENT and not versions_changed:
+    elif not read.handover_due and event != RESTART_EVENT and not versions_changed:
         # Only the record changes (a fleet's steady heartbeat once the stamp has aged): one
         # UPDATE in autocommit, without a transaction's two extra round trips.
         _record_checkin(client, fields)
@@ -260,7 +251,7 @@ def agent_checkin(
     else:
         with transaction.atomic():
             _record_checkin(client, fields)
-            due = handover_due or event == RESTART_EVENT
+            due = read.handover_due or event == RESTART_EVENT
             actions = (
                 actions_for_checkin(client, event=event, reported_versions=component_versions, auto=auto) if due else []
             )
@@ -269,8 +260,6 @@ def agent_checkin(
                 # last, so the shared profile rows stay locked only until the commit.
                 client_versions_record(client=client, reported=component_versions)
     current = configuration_version(client, auto, proxy)
-    # The hand-over of a rotated signing key: only to an agent that holds another.
-    signing_key = client_signing_key(str(client.guid))
     return {
         "status": status,
         "actions": actions,
@@ -279,7 +268,8 @@ def agent_checkin(
         "heartbeat_interval_seconds": settings.AGENT_HEARTBEAT_SECONDS,
         "post_update_checkin_seconds": settings.AGENT_POST_UPDATE_CHECKIN_SECONDS,
         "server_time": now,
-        "signing_key": None if signing_key_id == key_id(signing_key) else encode_key(signing_key),
+        # A rotated signing key: only to an agent that holds another.
+        "signing_key": signing_key_for(str(client.guid), held_key_id=signing_key_id),
     }
 
 

@@ -1,14 +1,47 @@
-"""What drf-spectacular cannot see by itself: the bearer scheme, and the notification the server sends.
+"""What drf-spectacular cannot see by itself: the bearer scheme, the plain check-in view, and the notification.
 
 The notification is an OpenAPI 3.1 webhook (``SPECTACULAR_SETTINGS["WEBHOOKS"]``):
 the server POSTs it to ``http://{ip_address}:{listener_port}/notify``, the
 address the agent registered, signed in the Standard Webhooks manner.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, OpenApiWebhook, extend_schema
+from rest_framework.views import APIView
 
 from agent_api import serializers as s
+
+# The errors every authenticated endpoint may answer (docs/agent-protocol.md, "Errors").
+ERRORS = {
+    400: OpenApiResponse(s.ErrorResponse, description="Invalid request (code: invalid, malformed_json, ...)"),
+    401: OpenApiResponse(s.ErrorResponse, description="No or malformed bearer token (code: unauthenticated)"),
+    403: OpenApiResponse(s.ErrorResponse, description="Unknown or revoked client (code: register_again)"),
+    413: OpenApiResponse(s.ErrorResponse, description="Body too large (code: body_too_large)"),
+    429: OpenApiResponse(s.ErrorResponse, description="Too many requests (code: rate_limited)"),
+}
+
+V = TypeVar("V", bound=Callable)
+
+
+def described_by(operation: type[APIView]) -> Callable[[V], V]:
+    """Puts a plain Django view in the schema, described by the DRF view ``operation`` (which serves nothing).
+
+    drf-spectacular lists the URLconf's views whose ``cls`` is a DRF view and
+    reads the description from that class (its ``extend_schema``), as it does
+    for every DRF view; the view itself is never asked.
+    """
+
+    def describe(view: V) -> V:
+        view.cls = operation  # type: ignore[attr-defined]
+        view.initkwargs = {}  # type: ignore[attr-defined]
+        return view
+
+    return describe
 
 
 class AgentTokenScheme(OpenApiAuthenticationExtension):

@@ -117,10 +117,8 @@ class RegisterResponse(serializers.Serializer):
 
 
 class CheckinRequest(RequestSerializer):
-    # Its outcome depends on the body alone: a fleet's repeated heartbeats are validated once (body_memo),
-    # but for the one field that differs from agent to agent, validated on every request.
-    validates_shape_only = True
-    per_request_fields = ("signing_key_id",)
+    # Shape only (agent_api/bodies.py refuses it otherwise): a fleet's repeated heartbeats are
+    # validated once, but for signing_key_id, which differs from agent to agent.
 
     event = serializers.ChoiceField(choices=["heartbeat", "restart", "poll", "post_update"])
     component_versions = VersionsField(required=False, default=dict)

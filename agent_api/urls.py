@@ -3,13 +3,13 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
-from agent_api import schema, views  # noqa: F401  (schema registers the bearer scheme)
+from agent_api import checkin, schema, views  # noqa: F401  (schema registers the bearer scheme)
 
 app_name = "agent-api"
 
 urlpatterns = [
     path("register", views.RegisterView.as_view(), name="register"),
-    path("checkin", views.CheckinView.as_view(), name="checkin"),
+    path("checkin", checkin.checkin, name="checkin"),
     path("configuration", views.ConfigurationView.as_view(), name="configuration"),
     path("manifest", views.ManifestView.as_view(), name="manifest"),
     path(

@@ -64,6 +64,17 @@ def encode_key(key: bytes) -> str:
     return "whsec_" + base64.b64encode(key).decode()
 
 
+def signing_key_for(client_guid: str, *, held_key_id: str) -> str | None:
+    """The client's current key as it travels (``encode_key``), or None when ``held_key_id`` names it.
+
+    How an agent learns its key: at registration (it holds none) and at a
+    check-in after a rotation (it names the key it holds, see the module's
+    docstring).
+    """
+    key = client_signing_key(client_guid)
+    return None if held_key_id == key_id(key) else encode_key(key)
+
+
 def decode_key(text: str) -> bytes:
     if not text.startswith("whsec_"):
         raise SignatureError("signing key must start with whsec_")

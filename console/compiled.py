@@ -5,32 +5,41 @@ compiling the query than the database spends answering it: on the agents'
 check-in, the hottest path of the server, that was most of a request. A
 ``CompiledQuery`` builds its queryset with the ORM once per connection, keeps
 the SQL and the result converters, and afterwards only executes the SQL with
-new parameter values and turns the row into a model instance as the ORM would.
+new argument values and turns the row into a model instance as the ORM would.
 
-The parameters are listed by the caller (``params``, in the order the SQL
-needs them); the first compilation on each connection checks that list against
-the ORM's own parameters for the same values and refuses to run on a mismatch,
-so a Django upgrade that reorders them fails loudly instead of querying wrong.
-A parameter that never changes (a status the query filters on, a singleton's
-primary key) is declared as a ``Literal``: on PostgreSQL it is written into the
-prepared statement once, instead of being converted and sent on every
-execution (for the check-in's statement that was a quarter of its client-side
-cost).
-Queries still go through Django's cursor wrapper: they are counted, logged and
-wrapped like any other.
+Where each argument goes in the SQL is found, not declared: the first
+compilation on a connection builds the queryset twice with stand-in values
+for the arguments (distinct in each build, and made of characters an ORM
+transformation would change) and compares the ORM's parameters. A parameter
+that differs between the two builds and is the stand-in is that argument's
+slot; one that is the same in both is a constant of the query (a status it
+filters on, a singleton's primary key), kept as a ``Literal``. So a queryset
+may be built from functions in other modules (``rings.held_back_versions``
+inside ``handover.latest_offered_to``) and change freely: the statement
+follows. What cannot be compiled once refuses to run, loudly
+(``CompiledQueryMismatch``): SQL that changes with the values, a parameter
+that changes with them but is not one of them (an argument the ORM
+transformed, a clock read while building), an argument that never reaches the
+statement, or real values that compile to anything but the statement found
+with the stand-ins.
 
-On PostgreSQL these statements bind their parameters on the server and are
-prepared there once per connection: for the check-in's look-up (the client,
-the settings rows, the probe for waiting work) planning cost PostgreSQL three
-times what executing did. Django's own queries bind on the client, which
-psycopg never prepares, so only these are. ``DATABASE_PREPARED_STATEMENTS=false``
-(console/settings.py) leaves the connection's ``prepare_threshold`` unset and
-nothing is prepared, for a connection pooler in transaction mode that does
-not track prepared statements.
+On PostgreSQL the constants are written into the statement once instead of
+being converted and sent on every execution (for the check-in's statement that
+was a quarter of its client-side cost), and the statement binds its
+parameters on the server and is prepared there once per connection: for the
+check-in's look-up (the client, the settings rows, the probe for waiting work)
+planning cost PostgreSQL three times what executing did. Django's own queries
+bind on the client, which psycopg never prepares, so only these are.
+``DATABASE_PREPARED_STATEMENTS=false`` (console/settings.py) leaves the
+connection's ``prepare_threshold`` unset and nothing is prepared, for a
+connection pooler in transaction mode that does not track prepared
+statements. Queries still go through Django's cursor wrapper: they are
+counted, logged and wrapped like any other.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -48,14 +57,67 @@ M = TypeVar("M", bound=Model)
 
 
 class CompiledQueryMismatch(RuntimeError):
-    """The declared parameters do not match what the ORM compiles."""
+    """The queryset cannot be compiled once and run with new values: its statement would query wrong."""
 
 
 @dataclass(frozen=True)
 class Literal:
-    """A declared parameter that is the same on every execution: part of the statement on PostgreSQL."""
+    """A parameter of the statement that no argument reaches: the same on every execution."""
 
     value: Any
+
+
+@dataclass(frozen=True)
+class Argument:
+    """A parameter that takes the named argument's value, through ``convert`` (a list's array) if any."""
+
+    name: str
+    convert: Callable[[Any], Any] | None = None
+
+
+# Stand-ins for int arguments: inside every integer column's range (the ORM refuses a lookup
+# beyond it) and far from the small constants a query holds.
+_INT_STAND_IN = 1_900_000_000
+
+
+def _stand_in(name: str, value: Any, index: int, build: int) -> Any:
+    """A value for argument ``name`` in stand-in build 1 or 2: of the argument's kind, different in each."""
+    if isinstance(value, bool) or not isinstance(value, int | str | list | tuple):
+        raise CompiledQueryMismatch(
+            f"argument {name}={value!r}: a compiled query takes str, int or list arguments (None or a bool "
+            "would change its SQL)"
+        )
+    if isinstance(value, int):
+        return _INT_STAND_IN + 10 * index + build
+    if isinstance(value, str):
+        # %, _, \ and ' are what a LIKE or quoting transformation changes: such an argument is refused.
+        return f"stand-in {name} {build} %_\\'"
+    return [_stand_in(name, value[0] if value else "", index, build)]
+
+
+def _json_list(values: Iterable[Any]) -> str:
+    return json.dumps(list(values))
+
+
+def _any_of(connection: BaseDatabaseWrapper) -> Callable[[Iterable[Any]], Any]:
+    return list if connection.vendor == "postgresql" else _json_list
+
+
+def any_of_parameter(connection: BaseDatabaseWrapper, values: Iterable[Any]) -> Any:
+    """A list bound as one parameter of ``AnyOf``: an array on PostgreSQL, a JSON array elsewhere."""
+    return _any_of(connection)(values)
+
+
+def _converter(connection: BaseDatabaseWrapper, value: Any) -> Callable[[Any], Any] | None:
+    """How an argument's value becomes its parameter: a list as one ``AnyOf`` parameter, anything else as is."""
+    return _any_of(connection) if isinstance(value, list | tuple) else None
+
+
+def _parameter(slot: Literal | Argument, values: dict[str, Any]) -> Any:
+    if isinstance(slot, Literal):
+        return slot.value
+    value = values[slot.name]
+    return value if slot.convert is None else slot.convert(value)
 
 
 @dataclass
@@ -65,29 +127,27 @@ class _Compiled:
     converters: dict[int, Any]
     attnames: list[str]
     annotations: list[str]
-    # The declared parameters' values bound on each execution (the literals are in ``sql``).
-    bound: Callable[[Sequence[Any]], list[Any]]
+    names: frozenset[str]
+    # The parameters bound on each execution, in the statement's order (on PostgreSQL the literals are in ``sql``).
+    bound: list[Literal | Argument]
+
+    def parameters(self, values: dict[str, Any]) -> list[Any]:
+        if values.keys() != self.names:
+            raise TypeError(f"the query takes {sorted(self.names)}, not {sorted(values)}")
+        return [_parameter(slot, values) for slot in self.bound]
 
 
-def _values(declared: Sequence[Any]) -> list[Any]:
-    return [p.value if type(p) is Literal else p for p in declared]
-
-
-def _not_literals(declared: Sequence[Any]) -> list[Any]:
-    return [p for p in declared if type(p) is not Literal]
-
-
-def _with_literals(connection: BaseDatabaseWrapper, sql: str, declared: Sequence[Any]) -> str:
+def _with_literals(connection: BaseDatabaseWrapper, sql: str, slots: Sequence[Literal | Argument]) -> str:
     """``sql`` with each ``Literal`` parameter written in, quoted as the database quotes it."""
     pieces = sql.split("%s")
-    if "%%" in sql or len(pieces) != len(declared) + 1:
-        # Placeholders this split cannot tell apart from text: the ORM's own SQL checked this is not so.
+    if "%%" in sql or len(pieces) != len(slots) + 1:
+        # Placeholders this split cannot tell apart from text.
         raise CompiledQueryMismatch(f"cannot write literals into {sql[:200]!r}")
     written = [pieces[0]]
-    for parameter, piece in zip(declared, pieces[1:], strict=True):
-        if type(parameter) is Literal:
+    for slot, piece in zip(slots, pieces[1:], strict=True):
+        if isinstance(slot, Literal):
             # compose_sql (PostgreSQL's operations) quotes as psycopg does; a % in it must stay text.
-            quoted = cast(Any, connection.ops).compose_sql("%s", [parameter.value])
+            quoted = cast(Any, connection.ops).compose_sql("%s", [slot.value])
             written.append(quoted.replace("%", "%%"))
         else:
             written.append("%s")
@@ -96,34 +156,82 @@ def _with_literals(connection: BaseDatabaseWrapper, sql: str, declared: Sequence
 
 
 class CompiledQuery(Generic[M]):
-    """``build(**values)`` is the queryset; ``params(connection, **values)`` its SQL parameters, in order."""
+    """``build(**arguments)`` is the queryset; run it with ``first``, ``first_annotated`` or ``rows``.
 
-    def __init__(
-        self,
-        model: type[M],
-        build: Callable[..., QuerySet[M]],
-        params: Callable[..., Sequence[Any]],
-        *,
-        using: str = DEFAULT_DB_ALIAS,
-    ) -> None:
+    The arguments are keywords, the same names as ``build``'s parameters, of
+    the same kind on every call: str, int, or a list (bound as one parameter
+    of ``AnyOf``).
+    """
+
+    def __init__(self, model: type[M], build: Callable[..., QuerySet[M]], *, using: str = DEFAULT_DB_ALIAS) -> None:
         self.model = model
         self.build = build
-        self.params = params
         self.using = using
+        self._names = sorted(inspect.signature(build).parameters)
         self._compiled: WeakKeyDictionary[BaseDatabaseWrapper, _Compiled] = WeakKeyDictionary()
 
-    def _compile(self, connection: BaseDatabaseWrapper, values: dict[str, Any]) -> _Compiled:
-        compiler = self.build(**values).query.get_compiler(connection=connection)
-        sql, orm_params = compiler.as_sql()
-        declared = list(self.params(connection, **values))
-        if list(orm_params) != _values(declared):
+    def _sql(self, connection: BaseDatabaseWrapper, values: dict[str, Any]) -> tuple[SQLCompiler, str, list[Any]]:
+        try:
+            compiler = self.build(**values).query.get_compiler(connection=connection)
+            sql, params = compiler.as_sql()
+        except Exception as exc:  # e.g. a value the ORM refuses, or a query it finds empty
+            raise CompiledQueryMismatch(f"{self._label}: cannot compile with {values!r}: {exc!r}") from exc
+        return compiler, sql, list(params)
+
+    @property
+    def _label(self) -> str:
+        return f"{self.model.__name__} query {getattr(self.build, '__qualname__', self.build)}"
+
+    def _slots(self, connection: BaseDatabaseWrapper, values: dict[str, Any]) -> tuple[SQLCompiler, str, list]:
+        """The statement and where each argument goes in it, found by building it with two sets of stand-ins."""
+        if sorted(values) != self._names:
+            raise TypeError(f"{self._label} takes {self._names}, not {sorted(values)}")
+        builds = []
+        for build in (1, 2):
+            stand_ins = {name: _stand_in(name, values[name], index, build) for index, name in enumerate(self._names)}
+            builds.append((stand_ins, *self._sql(connection, stand_ins)))
+        (first_in, compiler, sql, first), (second_in, _, second_sql, second) = builds
+        if second_sql != sql or len(second) != len(first):
+            raise CompiledQueryMismatch(f"{self._label}: its SQL changes with the arguments' values")
+        converters = {name: _converter(connection, values[name]) for name in self._names}
+
+        def as_bound(name: str, stand_in: Any) -> Any:
+            convert = converters[name]
+            return stand_in if convert is None else convert(stand_in)
+
+        slots: list[Literal | Argument] = []
+        for position, (one, other) in enumerate(zip(first, second, strict=True), start=1):
+            if one == other:
+                slots.append(Literal(one))
+                continue
+            found = [
+                name
+                for name in self._names
+                if one == as_bound(name, first_in[name]) and other == as_bound(name, second_in[name])
+            ]
+            if len(found) != 1:
+                raise CompiledQueryMismatch(
+                    f"{self._label}: parameter {position} ({one!r}) changes with the arguments but is none of "
+                    "them as given (did the ORM transform an argument, or the build read a clock?)"
+                )
+            slots.append(Argument(found[0], converters[found[0]]))
+        unbound = set(self._names) - {slot.name for slot in slots if isinstance(slot, Argument)}
+        if unbound:
+            raise CompiledQueryMismatch(f"{self._label}: argument(s) {sorted(unbound)} never reach the statement")
+        _, real_sql, real = self._sql(connection, values)
+        if real_sql != sql or real != [_parameter(slot, values) for slot in slots]:
             raise CompiledQueryMismatch(
-                f"{self.model.__name__}: declared parameters {declared!r} but the ORM compiles {list(orm_params)!r}"
+                f"{self._label}: with {values!r} the ORM compiles {real!r}, not the statement its stand-ins gave"
             )
+        return compiler, sql, slots
+
+    def _compile(self, connection: BaseDatabaseWrapper, values: dict[str, Any]) -> _Compiled:
+        compiler, sql, slots = self._slots(connection, values)
         # Only PostgreSQL prepares statements; elsewhere every parameter stays bound.
-        literals = connection.vendor == "postgresql" and any(type(p) is Literal for p in declared)
-        if literals:
-            sql = _with_literals(connection, sql, declared)
+        bound = slots
+        if connection.vendor == "postgresql" and any(isinstance(slot, Literal) for slot in slots):
+            sql = _with_literals(connection, sql, slots)
+            bound = [slot for slot in slots if isinstance(slot, Argument)]
         expressions = [expression for expression, _, _ in compiler.select]
         attnames = []
         for expression in expressions:
@@ -137,7 +245,8 @@ class CompiledQuery(Generic[M]):
             converters=compiler.get_converters(expressions),
             attnames=attnames,
             annotations=[str(alias) for alias in annotations],
-            bound=_not_literals if literals else _values,
+            names=frozenset(self._names),
+            bound=bound,
         )
 
     def first(self, **values: Any) -> M | None:
@@ -151,7 +260,7 @@ class CompiledQuery(Generic[M]):
         if compiled is None:
             compiled = self._compile(connection, values)
             self._compiled[connection] = compiled
-        return connection, compiled, compiled.bound(self.params(connection, **values))
+        return connection, compiled, compiled.parameters(values)
 
     def rows(self, **values: Any) -> list[tuple[Any, ...]]:
         """Every row as a tuple of its selected values (a ``values()`` or ``values_list()`` queryset)."""
@@ -256,12 +365,6 @@ def _preparing_cursor_class() -> type:
     return PreparingCursor
 
 
-def any_of_parameter(connection: BaseDatabaseWrapper, values: Iterable[Any]) -> Any:
-    """A list bound as one parameter of ``AnyOf``: an array on PostgreSQL, a JSON array elsewhere."""
-    listed = list(values)
-    return listed if connection.vendor == "postgresql" else json.dumps(listed)
-
-
 class AnyOf(Lookup):
     """``lhs`` is one of a list of values bound as one parameter: the same SQL whatever the list's length.
 
@@ -269,8 +372,8 @@ class AnyOf(Lookup):
     filtering on a list could not be compiled (or prepared) once. Used as an
     expression: ``filter(AnyOf(F("number"), [1, 2]))``; ``= ANY(array)`` on
     PostgreSQL, ``IN (SELECT value FROM json_each(...))`` elsewhere (SQLite).
-    ``any_of_parameter`` is the parameter it binds, for ``CompiledQuery``'s
-    declared parameters.
+    ``any_of_parameter`` is the parameter it binds (a ``CompiledQuery`` binds a
+    list argument the same way).
     """
 
     lookup_name = "any_of"

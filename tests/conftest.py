@@ -82,11 +82,11 @@ def _static_files_from_the_source_folders():
 
 @pytest.fixture(autouse=True)
 def fresh_body_memo():
-    """Every test starts with no request body remembered: its first check-in of a body takes DRF's path,
-    a repeat of it the served-before path (agent_api/views.py, CheckinView.dispatch)."""
-    from agent_api import body_memo
+    """Every test starts with no request body remembered: its first check-in of a body is validated,
+    a repeat of it is not (agent_api/bodies.py)."""
+    from agent_api import bodies
 
-    body_memo.forget_all()
+    bodies.forget_all()
 
 
 @pytest.fixture(autouse=True)

@@ -54,7 +54,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Exists, F, Field, Max, Model, OuterRef, Q, QuerySet
 
 from agents_app.models import Client, ClientQuerySet
-from console.compiled import AnyOf, CompiledQuery, RawStatement, any_of_parameter
+from console.compiled import AnyOf, CompiledQuery, RawStatement
 from updates_app.models import ClientComponent, ClientProfile, Component, ComponentVersion, VersionProfile
 from updates_app.version_labels import reported_number, version_label
 
@@ -145,14 +145,7 @@ def _known_versions_query(slugs: list[str], numbers: list[int]) -> QuerySet[Any]
 
 
 # Every registration and every report that changes a client's versions asks this: compiled once.
-_KNOWN_VERSIONS = CompiledQuery(
-    ComponentVersion,
-    build=_known_versions_query,
-    params=lambda connection, slugs, numbers: [
-        any_of_parameter(connection, slugs),
-        any_of_parameter(connection, numbers),
-    ],
-)
+_KNOWN_VERSIONS = CompiledQuery(ComponentVersion, build=_known_versions_query)
 
 
 def known_versions(pairs: Iterable[tuple[str, int]]) -> dict[tuple[str, int], bool]:

@@ -8,6 +8,22 @@ SECRET = "enroll-me-please"
 
 
 @pytest.fixture
+def validations(monkeypatch):
+    """The bodies the check-in's memo had validated (agent_api/bodies.py)."""
+    from agent_api import bodies
+
+    seen: list[dict] = []
+    original = bodies.body_validated
+
+    def counted(serializer_class, content):
+        seen.append(content)
+        return original(serializer_class, content)
+
+    monkeypatch.setattr(bodies, "body_validated", counted)
+    return seen
+
+
+@pytest.fixture
 def enrollment(settings):
     settings.AGENT_ENROLLMENT_SECRET = SECRET
     settings.AGENT_RATE_LIMIT = "10000/min"

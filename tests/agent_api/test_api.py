@@ -116,6 +116,16 @@ def test_registration_with_an_unknown_domain_creates_it(register):
     assert Client.objects.get(guid=data["client_id"]).domain.name == "New Branch"
 
 
+def test_a_domain_hint_names_a_domain_in_any_case_and_never_as_a_pattern(register):
+    # On SQLite iexact is a LIKE: "_" and "%" in a name must not match other names (agent_api/protocol.py).
+    hints = [("pc-1", "Sales_EU%"), ("pc-2", "SalesXEUx"), ("pc-3", "SALES_eu%")]
+    names = []
+    for n, (hostname, hint) in enumerate(hints, start=1):
+        data, _ = register(hostname=hostname, ip_address=f"127.0.0.{n}", domain=hint)
+        names.append(Client.objects.get(guid=data["client_id"]).domain.name)
+    assert names == ["Sales_EU%", "SalesXEUx", "Sales_EU%"]
+
+
 def test_a_wrong_enrollment_secret_registers_nothing(client, enrollment):
     response = post(
         client,
@@ -275,12 +285,14 @@ def test_malformed_json_is_a_400(client, register):
     assert response.status_code == 400
 
 
-def test_oversized_bodies_are_a_413(client, register, settings):
+@pytest.mark.parametrize("url", ["/agent/v1/checkin", "/agent/v1/report", "/agent/v1/register"])
+def test_oversized_bodies_are_a_413(client, register, settings, url):
     _, auth = register()
-    body = {"event": "heartbeat", "config_version": "x" * (settings.AGENT_MAX_BODY_BYTES + 10)}
-    response = post(client, "/agent/v1/checkin", body, auth)
+    body = {"event": "heartbeat", "kind": "scan", "message": "x" * (settings.AGENT_MAX_BODY_BYTES + 10)}
+    response = post(client, url, body, auth)
     assert response.status_code == 413
     assert response.json()["code"] == "body_too_large"
+    assert Client.objects.count() == 1
 
 
 def test_other_content_types_are_refused(client, register):

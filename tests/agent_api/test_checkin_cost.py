@@ -10,8 +10,8 @@ import pytest
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from agent_api import body_memo
-from agent_api.protocol import agent_checkin
+from agent_api import bodies, checkin
+from agent_api.bodies import BodyMemo
 from agent_api.serializers import CheckinRequest
 from agents_app.models import Client, ConnectionStatus
 from updates_app.components import component_download, component_resolve
@@ -156,24 +156,10 @@ def test_a_changed_settings_row_is_read_once_then_held(client, settled, django_a
         assert post(client, "/agent/v1/checkin", body, auth).status_code == 200
 
 
-@pytest.fixture
-def validations(monkeypatch):
-    """The check-in bodies the serializer validated."""
-    seen: list[dict] = []
-    original = CheckinRequest.is_valid
-
-    def counted(self, *args, **kwargs):
-        seen.append(self.initial_data)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(CheckinRequest, "is_valid", counted)
-    return seen
-
-
 def test_repeated_heartbeat_bodies_are_validated_once(client, settled, validations):
-    """A fleet sends the same body over and over (agent_api/body_memo.py)."""
+    """A fleet sends the same body over and over (agent_api/bodies.py)."""
     _, body, auth = settled
-    body_memo.forget_all()
+    bodies.forget_all()
     for _ in range(3):
         assert post(client, "/agent/v1/checkin", body, auth).status_code == 200
     assert len(validations) == 1
@@ -184,27 +170,22 @@ def test_repeated_heartbeat_bodies_are_validated_once(client, settled, validatio
 
 def test_an_invalid_body_is_refused_every_time_and_never_remembered(client, settled):
     _, body, auth = settled
-    body_memo.forget_all()
+    bodies.forget_all()
     for _ in range(2):
         response = post(client, "/agent/v1/checkin", {**body, "event": "reboot"}, auth)
         assert response.status_code == 400
         assert response.json()["code"] == "invalid" and "event" in response.json()["errors"]
-    assert body_memo._memo == {}
+    assert checkin._BODIES._known == {}
 
 
 def test_what_a_remembered_body_answers_cannot_be_changed_by_its_caller():
-    from django.test import RequestFactory
-
-    request = RequestFactory().post(
-        "/agent/v1/checkin", {"event": "heartbeat", "component_versions": {"virus_pattern": "1.0"}}, "application/json"
-    )
-    shape = body_memo.shape_of(CheckinRequest, request)
-    assert shape is not None
-    body_memo.remember(shape, {"event": "heartbeat", "component_versions": {"virus_pattern": "1.0"}})
-    first = body_memo.remembered(shape)
-    assert first is not None
-    first["component_versions"]["virus_pattern"] = "2.0"
-    assert body_memo.remembered(shape)["component_versions"] == {"virus_pattern": "1.0"}
+    memo = BodyMemo(CheckinRequest, per_request=("signing_key_id",))
+    body = {"event": "heartbeat", "component_versions": {"virus_pattern": "1.000.00"}}
+    first = memo.validated(json.loads(json.dumps(body)), size=100)
+    again = memo.validated(json.loads(json.dumps(body)), size=100)
+    again["component_versions"]["virus_pattern"] = "2.000.00"
+    assert memo.validated(json.loads(json.dumps(body)), size=100) == first
+    assert first["component_versions"] == {"virus_pattern": "1.000.00"}
 
 
 def _key_id(answer: dict) -> str:
@@ -221,7 +202,7 @@ def test_a_fleet_naming_each_its_own_key_is_validated_once(client, settled, regi
         _, other_auth = register(hostname=f"pc-{n + 2}", ip_address=f"127.0.0.{n + 2}")
         post(client, "/agent/v1/checkin", body, other_auth)  # the registration's restart rule aside
         agents.append(other_auth)
-    body_memo.forget_all()
+    bodies.forget_all()
     validations.clear()
     own_keys = []
     for agent_auth in agents:
@@ -241,7 +222,7 @@ def test_a_fleet_naming_each_its_own_key_is_validated_once(client, settled, regi
 
 def test_an_invalid_own_field_is_refused_even_when_the_rest_is_remembered(client, settled):
     _, body, auth = settled
-    body_memo.forget_all()
+    bodies.forget_all()
     assert post(client, "/agent/v1/checkin", body, auth).status_code == 200
     refused = post(client, "/agent/v1/checkin", {**body, "signing_key_id": "not-a-key-id"}, auth)
     assert refused.status_code == 400
@@ -279,22 +260,6 @@ def test_without_settings_rows_the_version_is_the_defaults_document(client, sett
     ProxySettings.objects.all().delete()
     answer = post(client, "/agent/v1/checkin", body, auth).json()
     assert answer["config_version"] == configuration_hash(client_configuration(Client.objects.get(pk=registered.pk)))
-
-
-def test_the_protocol_without_the_views_probe_answers_the_same(client, settled):
-    """agent_checkin called without what authentication read (another caller) reads it itself."""
-    registered, body, auth = settled
-    through_the_view = post(client, "/agent/v1/checkin", body, auth).json()
-    direct = agent_checkin(
-        client=Client.objects.get(pk=registered.pk),
-        event="heartbeat",
-        component_versions=body["component_versions"],
-        config_version=body["config_version"],
-        scheduled_update_disabled=False,
-        roaming=False,
-    )
-    assert direct["config_version"] == through_the_view["config_version"]
-    assert direct["actions"] == [] and direct["config_changed"] is False
 
 
 @pytest.mark.postgres
@@ -341,12 +306,12 @@ def test_the_checkin_statement_is_prepared_once_per_connection(client, settled):
     assert len(executions) == 1 and executions[0] >= 3
 
 
-# --- A heartbeat served before: without DRF's request cycle (CheckinView.dispatch) ---------------
+# --- One path: a plain view (agent_api/checkin.py), with the rules of the DRF views -------------------
 
 
 @pytest.fixture
 def drf_cycles(monkeypatch):
-    """Counts the check-ins that went through DRF's request cycle."""
+    """Counts the requests that went through DRF's request cycle."""
     from rest_framework.views import APIView
 
     counted: list[str] = []
@@ -360,44 +325,52 @@ def drf_cycles(monkeypatch):
     return counted
 
 
-def _comparable(response):
-    """What an agent sees of a check-in's answer, the server's clock left out."""
-    body = response.json()
-    body.pop("server_time", None)
-    headers = {name: response[name] for name in ("Content-Type", "Allow") if response.has_header(name)}
-    return response.status_code, body, headers
-
-
-def test_a_repeated_heartbeat_skips_drf_and_answers_the_same(client, settled, drf_cycles):
+def test_no_checkin_takes_drfs_request_cycle_whatever_it_sends(client, settled, drf_cycles):
     _, body, auth = settled
-    body_memo.forget_all()
-    first = post(client, "/agent/v1/checkin", body, auth)
-    again = post(client, "/agent/v1/checkin", body, auth)
-    assert drf_cycles == ["CheckinView"]  # the first only: its body was new
-    assert first.status_code == 200
-    assert _comparable(again) == _comparable(first)
-    assert again["Allow"] == "POST, OPTIONS"
-
-
-def test_a_new_or_invalid_body_or_a_bad_header_takes_drfs_path(client, settled, drf_cycles):
-    _, body, auth = settled
-    body_memo.forget_all()
-    post(client, "/agent/v1/checkin", body, auth)
-    drf_cycles.clear()
+    assert post(client, "/agent/v1/checkin", body, auth).status_code == 200
+    assert post(client, "/agent/v1/checkin", body, auth).status_code == 200
     assert post(client, "/agent/v1/checkin", {**body, "event": "reboot"}, auth).status_code == 400
     assert post(client, "/agent/v1/checkin", body, {"HTTP_AUTHORIZATION": "Basic abc"}).status_code == 401
     assert post(client, "/agent/v1/checkin", body, {}).status_code == 401
-    text = client.post("/agent/v1/checkin", "event=heartbeat", content_type="text/plain", **auth)
-    assert text.status_code == 415
-    assert drf_cycles == ["CheckinView"] * 4
+    assert client.post("/agent/v1/checkin", "event=heartbeat", content_type="text/plain", **auth).status_code == 415
+    assert client.get("/agent/v1/checkin", **auth).status_code == 405
+    assert drf_cycles == []
+    assert client.get("/agent/v1/manifest", **auth).status_code == 200
+    assert drf_cycles == ["ManifestView"]  # the fixture sees DRF's cycle where there is one
 
 
-@pytest.mark.parametrize("served_before", [False, True], ids=["drf", "served-before"])
-def test_a_revoked_or_unknown_token_is_refused_alike_on_both_paths(client, settled, served_before):
+def test_a_missing_or_malformed_token_is_a_401_naming_the_scheme(client, settled):
+    _, body, _ = settled
+    for headers, message in (({}, "credentials were not provided"), ({"HTTP_AUTHORIZATION": "Basic abc"}, "Bearer")):
+        refused = post(client, "/agent/v1/checkin", body, headers)
+        assert refused.status_code == 401
+        assert refused.json()["code"] == "unauthenticated" and message in refused.json()["message"]
+        assert refused["WWW-Authenticate"] == 'Bearer realm="agent"'
+        assert refused["Content-Type"] == "application/json"
+
+
+def test_another_method_is_a_405_after_the_token(client, settled):
+    _, _, auth = settled
+    for method in ("get", "put", "delete", "options"):
+        refused = getattr(client, method)("/agent/v1/checkin", **auth)
+        assert refused.status_code == 405, method
+        assert refused.json()["code"] == "method_not_allowed"
+        assert refused["Allow"] == "POST"
+    # As on the DRF views, the token comes first: no token is a 401 whatever the method.
+    assert client.get("/agent/v1/checkin").status_code == 401
+
+
+def test_an_empty_body_is_missing_its_fields_and_a_non_object_is_refused(client, settled):
+    _, _, auth = settled
+    empty = client.post("/agent/v1/checkin", b"", content_type="application/json", **auth)
+    assert empty.status_code == 400 and "event" in empty.json()["errors"]
+    listed = client.post("/agent/v1/checkin", b"[1, 2]", content_type="application/json", **auth)
+    assert listed.status_code == 400
+    assert listed.json()["errors"] == {"non_field_errors": ["The body must be a JSON object."]}
+
+
+def test_a_revoked_or_unknown_token_is_refused_and_counted(client, settled):
     registered, body, auth = settled
-    body_memo.forget_all()
-    if served_before:
-        post(client, "/agent/v1/checkin", body, auth)
     Client.objects.filter(pk=registered.pk).update(revoked_at=timezone.now())
     revoked = post(client, "/agent/v1/checkin", body, auth)
     unknown = post(client, "/agent/v1/checkin", body, {"HTTP_AUTHORIZATION": "Bearer not-a-token"})
@@ -407,34 +380,26 @@ def test_a_revoked_or_unknown_token_is_refused_alike_on_both_paths(client, settl
         assert refused["Content-Type"] == "application/json"
 
 
-@pytest.mark.parametrize("served_before", [False, True], ids=["drf", "served-before"])
-def test_a_client_over_its_rate_is_refused_alike_on_both_paths(
-    client, settled, settings, served_before, drf_cycles, django_assert_num_queries
-):
+def test_a_client_over_its_rate_is_refused_before_any_query(client, settled, settings, django_assert_num_queries):
     from console.ratelimit import local_counts_clear
 
     _, body, auth = settled
     settings.AGENT_RATE_LIMIT = "1/min"
     local_counts_clear()
-    body_memo.forget_all()
     assert post(client, "/agent/v1/checkin", body, auth).status_code == 200
-    if not served_before:
-        body_memo.forget_all()
-    drf_cycles.clear()
     with django_assert_num_queries(0):
         refused = post(client, "/agent/v1/checkin", body, auth)
-    assert drf_cycles == ([] if served_before else ["CheckinView"])
     assert refused.status_code == 429
     assert refused.json()["code"] == "rate_limited"
     assert int(refused["Retry-After"]) >= 1
 
 
-def test_failed_authentications_count_on_the_served_before_path(client, settled, settings):
+def test_failed_authentications_are_counted_and_then_refuse_the_address(client, settled, settings):
     _, body, auth = settled
-    body_memo.forget_all()
-    post(client, "/agent/v1/checkin", body, auth)  # the body is remembered now
+    assert post(client, "/agent/v1/checkin", body, auth).status_code == 200  # the body is remembered now
     settings.AGENT_AUTH_FAILURE_RATE_LIMIT = "2/min"
     wrong = {"HTTP_AUTHORIZATION": "Bearer not-a-token"}
     assert [post(client, "/agent/v1/checkin", body, wrong).status_code for _ in range(3)] == [403, 403, 429]
     # The address is refused now, right token or not.
-    assert post(client, "/agent/v1/checkin", body, auth).status_code == 429
+    refused = post(client, "/agent/v1/checkin", body, auth)
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1

@@ -20,28 +20,20 @@ summary counts it and the agent's report can name its delivery id.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, transaction
-from django.db.models import Exists, Model, OuterRef, Q, QuerySet, Subquery
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from agents_app.models import Client
-from console.compiled import CompiledQuery, Literal, RowVersion
+from console.compiled import CompiledQuery
 from updates_app.compliance import latest_versions_query, update_due_slugs
 from updates_app.engine.claim import claim_released
 from updates_app.engine.rings import held_back_versions
 from updates_app.engine.runs import client_is_roaming, restart_delivery_create
 from updates_app.engine.sender import notification_payload
-from updates_app.models import (
-    HOLDING_STATES,
-    AutoUpdateSettings,
-    ComponentVersion,
-    Delivery,
-    DeliveryStatus,
-    ProxySettings,
-)
+from updates_app.models import AutoUpdateSettings, ComponentVersion, Delivery, DeliveryStatus
 
 RESTART_EVENT = "restart"
 
@@ -53,13 +45,16 @@ def _handover_rows(*, client: Client | int | OuterRef, now: dt.datetime) -> Quer
     )
 
 
-def _handover_probe(client: int | OuterRef) -> dict[str, Exists | Subquery]:
-    """Annotations that tell whether a check-in has deliveries to take over (``_handover_due`` reads them).
+def handover_probe(client: int | OuterRef) -> dict[str, Exists | Subquery]:
+    """Annotations that tell whether a check-in has deliveries to take over (``handover_due`` reads them).
 
-    The same rule as ``_handover_rows``, asked without the time: whether any
-    delivery is retrying, and when the earliest pending one is due. Both are
-    index-only look-ups in ``delivery_open_client_idx`` (client, status,
-    next_attempt_at; open rows only). With the time as a parameter PostgreSQL
+    The same rule as ``_handover_rows``, asked without the time, so the agent
+    API can read it with the client in one statement
+    (``agent_api.checkin_read``): whether any delivery is retrying, and when
+    the earliest pending one is due. Both are index-only look-ups in
+    ``delivery_open_client_idx`` (client, status, next_attempt_at; open rows
+    only), so "nothing pending" finds nothing however many finished
+    deliveries the table holds. With the time as a parameter PostgreSQL
     planned the check-in's statement afresh on every execution; without it
     the prepared statement keeps one plan.
     """
@@ -72,153 +67,10 @@ def _handover_probe(client: int | OuterRef) -> dict[str, Exists | Subquery]:
     }
 
 
-def _handover_due(annotations: dict[str, Any], now: dt.datetime) -> bool:
+def handover_due(annotations: dict[str, Any], now: dt.datetime) -> bool:
+    """Whether a check-in at ``now`` takes deliveries over, from the ``handover_probe`` annotations read."""
     pending_from = annotations["pending_from"]
     return bool(annotations["retrying"]) or (pending_from is not None and pending_from <= now)
-
-
-# In the order of the compiled SQL: EXISTS(SELECT 1 ... client, retrying), then (... pending ... LIMIT 1).
-def _handover_probe_params(client_id: int | None) -> list[Any]:
-    client = [] if client_id is None else [client_id]
-    return [Literal(1), *client, Literal(DeliveryStatus.RETRYING), *client, Literal(DeliveryStatus.PENDING)]
-
-
-def _settings_and_handover_due(*, client_id: int) -> QuerySet[AutoUpdateSettings]:
-    return AutoUpdateSettings.objects.filter(pk=1).annotate(**_handover_probe(client_id))
-
-
-def _settings_and_handover_due_params(connection, *, client_id: int) -> list:
-    return [*_handover_probe_params(client_id), Literal(1)]
-
-
-# Run on every check-in: compiled once (console/compiled.py).
-_SETTINGS_AND_HANDOVER_DUE = CompiledQuery(
-    AutoUpdateSettings, build=_settings_and_handover_due, params=_settings_and_handover_due_params
-)
-
-
-# The singleton settings rows a check-in needs, kept per process and checked against their
-# version read along with the client by ``checkin_client``: Automatic Update (the schedule,
-# the restart rule) and the proxy settings (the configuration version).
-_SETTINGS_MODELS: dict[str, type[AutoUpdateSettings] | type[ProxySettings]] = {
-    "settings_version": AutoUpdateSettings,
-    "proxy_version": ProxySettings,
-}
-
-
-def _settings_versions_annotations() -> dict[str, Subquery]:
-    """Each settings row's version (``_SETTINGS_MODELS``' aliases), as subqueries to annotate."""
-    return {
-        alias: Subquery(model.objects.filter(pk=1).values(version=RowVersion(model)))
-        for alias, model in _SETTINGS_MODELS.items()
-    }
-
-
-def _client_for_checkin(*, digest: str) -> QuerySet[Client]:
-    probe = _handover_probe(OuterRef("pk"))
-    versions = _settings_versions_annotations()
-    return Client.objects.filter(token_hash=digest).annotate(**probe, **versions).order_by("pk")[:1]
-
-
-def _client_for_checkin_params(connection, *, digest: str) -> list:
-    # In the order of the compiled SQL: the hand-over probe, each settings row's pk, the token digest.
-    return [*_handover_probe_params(None), *(Literal(1) for _ in _SETTINGS_MODELS), digest]
-
-
-_CLIENT_FOR_CHECKIN = CompiledQuery(Client, build=_client_for_checkin, params=_client_for_checkin_params)
-
-S = TypeVar("S", AutoUpdateSettings, ProxySettings)
-
-# Per process and database: each settings row as last read, under the version it was read at.
-# The rows change when an administrator saves a screen; the fleet's check-ins read them all
-# the time, so a check-in reads only their versions (console.compiled.RowVersion) and the
-# row itself only when its version is not the one held here.
-_settings_held: dict[tuple[str, type[Model]], tuple[str, Model]] = {}
-
-
-def _settings_row(model: type[S], version: str | None, db: str) -> S | None:
-    """The settings row at ``version`` (None: no row yet), from this process's copy when it is current."""
-    if version is None:
-        return None
-    held = _settings_held.get((db, model))
-    if held is not None and held[0] == version:
-        return cast(S, held[1])
-    found = model.objects.using(db).filter(pk=1).annotate(version=RowVersion(model)).first()
-    if found is None:  # removed since the check-in's statement
-        return None
-    # Held under the version read with it, which may be newer than the one asked for.
-    _settings_held[(db, model)] = (cast(Any, found).version, found)
-    return found
-
-
-def _settings_at(versions: dict[str, Any], db: str) -> tuple[AutoUpdateSettings, ProxySettings]:
-    """Both settings rows at the versions a statement read; a new server creates them on first use
-    (until then the defaults apply)."""
-    auto = _settings_row(AutoUpdateSettings, versions["settings_version"], db) or AutoUpdateSettings.load()
-    proxy = _settings_row(ProxySettings, versions["proxy_version"], db) or ProxySettings(pk=1)
-    return auto, proxy
-
-
-def _settings_versions() -> QuerySet[AutoUpdateSettings]:
-    return AutoUpdateSettings.objects.filter(pk=1).only("pk").annotate(**_settings_versions_annotations())
-
-
-_SETTINGS_VERSIONS = CompiledQuery(
-    AutoUpdateSettings,
-    build=_settings_versions,
-    # Each settings row's pk in the versions' subqueries, then the row's own.
-    params=lambda connection: [*(Literal(1) for _ in _SETTINGS_MODELS), Literal(1)],
-)
-
-
-def settings_current() -> tuple[AutoUpdateSettings, ProxySettings]:
-    """Both settings rows (Automatic Update, proxy), from this process's copies while current: one query."""
-    found = _SETTINGS_VERSIONS.first_annotated()
-    if found is None:  # a new server: the rows are created on first use
-        return AutoUpdateSettings.load(), ProxySettings.load()
-    row, versions = found
-    return _settings_at(versions, row._state.db or DEFAULT_DB_ALIAS)
-
-
-@dataclass(frozen=True)
-class CheckinRead:
-    """What a check-in needs, read in one statement: the client, the settings rows' versions, any work waiting."""
-
-    client: Client
-    auto: AutoUpdateSettings
-    proxy: ProxySettings
-    handover_due: bool
-
-
-def checkin_client(*, digest: str, now: dt.datetime) -> CheckinRead | None:
-    """The client holding this token digest, the settings and whether it has work waiting: one query.
-
-    The agent API authenticates check-ins with this, so a heartbeat that
-    changes nothing costs that one statement (see ``checkin_probe``). The
-    settings rows come from this process's copies while the versions the
-    statement read match them; a row an administrator changed is read again
-    (once per process).
-    """
-    found = _CLIENT_FOR_CHECKIN.first_annotated(digest=digest)
-    if found is None:
-        return None
-    client, annotations = found
-    auto, proxy = _settings_at(annotations, client._state.db or DEFAULT_DB_ALIAS)
-    return CheckinRead(client=client, auto=auto, proxy=proxy, handover_due=_handover_due(annotations, now))
-
-
-def checkin_probe(*, client: Client, now: dt.datetime) -> tuple[AutoUpdateSettings, bool]:
-    """The Automatic Update settings, and whether a check-in at ``now`` has deliveries to take over: one query.
-
-    The probe reads the partial index ``delivery_open_client_idx`` (open rows
-    only, every column it tests), so "nothing pending" is an index-only look-up
-    that finds nothing, however many finished deliveries the table holds.
-    """
-    found = _SETTINGS_AND_HANDOVER_DUE.first_annotated(client_id=client.pk)
-    if found is None:  # a new server: the settings row is created on first use
-        return AutoUpdateSettings.load(), _handover_rows(client=client, now=now).exists()
-    auto, annotations = found
-    return auto, _handover_due(annotations, now)
 
 
 def deliveries_hand_over(*, client: Client) -> list[Delivery]:
@@ -260,10 +112,7 @@ def actions_for_checkin(
 # The latest version of each component this client is offered (the roll-outs' holds a
 # subquery): asked at every restart and every enrolment, compiled once.
 _LATEST_OFFERED_TO = CompiledQuery(
-    ComponentVersion,
-    build=lambda client_id: latest_versions_query(held_back=held_back_versions(client_id)),
-    # In the order of the compiled SQL: the holding states, EXISTS' 1, the client.
-    params=lambda connection, client_id: [*(Literal(state) for state in HOLDING_STATES), Literal(1), client_id],
+    ComponentVersion, build=lambda client_id: latest_versions_query(held_back=held_back_versions(client_id))
 )
 
 
