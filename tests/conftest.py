@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import threading
 from urllib.parse import urlparse
 
 import pytest
 from django.conf import settings
+from django.core.signals import request_finished, request_started
 
 # Playwright's sync API keeps an event loop in the main thread; Django would
 # refuse ORM calls made from the test body while a page is open.
@@ -49,6 +51,13 @@ def _redis_reachable(url: str) -> bool:
             return sock.recv(16).startswith(b"+PONG")
     except OSError:
         return False
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slow tests first (otherwise in the usual order): run in parallel (pytest-xdist, as CI
+    runs them), the long ones start early and the short ones fill in around them, instead of one
+    long test finishing alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def pytest_runtest_setup(item):
@@ -112,6 +121,48 @@ def fresh_rate_limits():
             pass  # tests that need Redis say so (marker redis); the others run without it
     else:
         cache.clear()
+
+
+class _RequestsInFlight:
+    """How many requests threads other than the test's own are answering (the live server's)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.changed = threading.Condition()
+
+    def started(self, **kwargs) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            with self.changed:
+                self.count += 1
+
+    def finished(self, **kwargs) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            with self.changed:
+                self.count -= 1
+                self.changed.notify_all()
+
+    def wait_until_none(self, timeout: float) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: self.count <= 0, timeout)
+
+
+_live_requests = _RequestsInFlight()
+request_started.connect(_live_requests.started, dispatch_uid="tests-live-requests-started")
+request_finished.connect(_live_requests.finished, dispatch_uid="tests-live-requests-finished")
+
+
+@pytest.fixture
+def live_server(live_server):
+    """pytest-django's live server (one for the session); a test ends once it answered every request.
+
+    An agent stopped at the end of a test may have sent a request the server is still answering:
+    its transaction holds row locks, and the flush that empties the database after the test
+    (TRUNCATE) deadlocks with it ("Database couldn't be flushed"). The fixtures of the test (its
+    fleet, its worker) stop first, then this waits, then the database is flushed.
+    """
+    yield live_server
+    if not _live_requests.wait_until_none(timeout=60):
+        pytest.fail(f"the live server still answers {_live_requests.count} requests a minute after the test")
 
 
 @pytest.fixture(scope="session")
