@@ -53,10 +53,17 @@ def _redis_reachable(url: str) -> bool:
         return False
 
 
+def pytest_configure(config):
+    # Run in parallel (pytest-xdist's -n, as CI runs the suite), each worker is handed two tests at
+    # a time as it finishes (xdist's default hands each a quarter of its share at once, in
+    # collection order: every slow test to the first worker).
+    if getattr(config.option, "maxschedchunk", "no xdist") is None:
+        config.option.maxschedchunk = 2
+
+
 def pytest_collection_modifyitems(config, items):
-    """The slow tests first (otherwise in the usual order): run in parallel (pytest-xdist, as CI
-    runs them), the long ones start early and the short ones fill in around them, instead of one
-    long test finishing alone at the end."""
+    """The slow tests first, otherwise the usual order: in parallel, the long ones start early and
+    the short ones fill in around them, instead of one long test finishing alone at the end."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
