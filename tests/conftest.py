@@ -81,6 +81,20 @@ def pytest_runtest_setup(item):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing():
+    """Passwords hashed in a microsecond instead of 0.3 s of CPU (PBKDF2's million rounds).
+
+    Hundreds of tests create a user or log in; at 0.3 s each that was a third of the suite's CPU.
+    What the tests prove about logins (the form, throttling, permissions) does not depend on the
+    hasher; production keeps Django's default (tests/console/test_settings_env.py checks it).
+    """
+    from django.test import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _static_files_from_the_source_folders():
     """Tests link static files by their plain names, as with DEBUG on.
 
