@@ -27,7 +27,7 @@ def versions(component_storage):
     return [component_download(component=component) for _ in range(17)]
 
 
-def wait_for(predicate, timeout=15.0):
+def wait_for(predicate, timeout=60.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -179,7 +179,7 @@ def test_the_agent_runs_the_minute_schedule_from_its_configuration(
     with fleet_for(live_server, specs, time_scale=60) as fleet:
         agent = fleet.agents[0]
         assert agent.schedule_interval_seconds() == 1
-        assert wait_for(lambda: agent.counters.scheduled_updates >= 2, timeout=10)
+        assert wait_for(lambda: agent.counters.scheduled_updates >= 2, timeout=60)
         assert Client.objects.get(guid=agent.client_id).last_scheduled_update_at is not None
 
 

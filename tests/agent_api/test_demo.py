@@ -119,13 +119,18 @@ def _summary_counts(client) -> dict[int, dict[str, int]]:
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_the_demos_first_minutes_show_a_retry_a_give_up_and_a_restart_update(
-    live_server, settings, component_storage, celery_worker, viewer_client
+    live_server, settings, component_storage, celery_worker, viewer_client, monkeypatch
 ):
     """The demo's first cycle, with 2-second retries instead of 20: every kind of outcome on the summary."""
     settings.AGENT_ENROLLMENT_SECRET = "demo-enrollment-secret-at-least-32-characters"
     settings.AGENT_RATE_LIMIT = "10000/min"
     settings.AGENT_UNREACHABLE_NETWORKS = ["127.0.2.0/24"]
     settings.NOTIFY_RETRY_INTERVAL_SECONDS = 2
+    # The demo wakes a napper or a sleeper at the latest a few retry intervals after a download, so
+    # that a slow worker cannot keep it asleep for good. Here they must wake for the reasons this test
+    # proves (three failed attempts; a notification given up), however busy the machine.
+    monkeypatch.setattr(DemoPlan, "nap_wake_at_the_latest", 600.0)
+    monkeypatch.setattr(DemoPlan, "sleep_wake_at_the_latest", 600.0)
     out = io.StringIO()
     failure: list[BaseException] = []
     stop = threading.Event()

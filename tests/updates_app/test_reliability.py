@@ -86,7 +86,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_only_the_interrupte
     assert 6 <= received_before_kill < 20
     assert Delivery.objects.filter(status=DeliveryStatus.SENDING).exists()
     workers("second", **small_batches)
-    play_beat_until_done(timeout=25)
+    play_beat_until_done(timeout=90)
     # then: everything finished, nothing beyond the maximum
     deliveries = {d.client.listener_port: d for d in run.deliveries.select_related("client")}
     assert all(d.attempts <= 5 for d in deliveries.values())
@@ -130,7 +130,7 @@ def test_flushing_redis_while_deliveries_wait_loses_nothing(make_client, workers
     broker.delete(*broker.scan_iter(match=f"{prefix}*"))
     assert broker.llen(f"{prefix}celery") == 0
     workers("after-flush", NOTIFY_BATCH_SIZE="10")
-    play_beat_until_done(timeout=25)
+    play_beat_until_done(timeout=90)
     # then: every delivery arrived once; the lost batches came back after their lease
     statuses = Counter(run.deliveries.values_list("status", flat=True))
     assert statuses == {DeliveryStatus.DELIVERED: 30}
@@ -148,7 +148,7 @@ def test_two_workers_dispatching_at_once_never_attempt_a_delivery_twice(make_cli
     run = new_run()
     for _ in range(8):
         dispatch_deliveries.delay()
-    play_beat_until_done(timeout=25)
+    play_beat_until_done(timeout=90)
     assert Counter(run.deliveries.values_list("status", "attempts")) == {(DeliveryStatus.DELIVERED, 1): 200}
     assert all(len(agent.received) == 1 for agent in agents)
 
@@ -207,7 +207,7 @@ def test_a_worker_whose_database_connection_is_terminated_mid_batch_records_its_
         time.sleep(0.02)
     assert terminate_other_connections() >= 1
     assert sum(len(a.received) for a in agents) < 20
-    play_beat_until_done(timeout=30)
+    play_beat_until_done(timeout=90)
     # then
     deliveries = {d.client.listener_port: d for d in run.deliveries.select_related("client")}
     healthy = [deliveries[a.port] for a in agents]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 import time
 from collections.abc import Callable
 
@@ -57,8 +58,9 @@ def staged(settings, component_storage, tmp_path):
     settings.AGENT_RATE_LIMIT = "10000/min"
     settings.NOTIFY_RETRY_INTERVAL_SECONDS = 1
     settings.ROLLOUT_SOAK_SECONDS = SOAK
-    # Agents beat every half second; one silent for 3 seconds is marked offline.
-    settings.AGENT_OFFLINE_AFTER_SECONDS = 3
+    # Agents beat every half second; one silent for 5 seconds is marked offline (ten beats missed:
+    # a busy machine delays a beat, it does not miss ten).
+    settings.AGENT_OFFLINE_AFTER_SECONDS = 5
     settings.SIMULATOR_BAD_VERSIONS_FILE = tmp_path / "bad-versions.json"
     AutoUpdateSettings.objects.update_or_create(pk=1, defaults={"update_on_restart": True})
     canary = Domain.objects.create(name="Canary")
@@ -82,6 +84,9 @@ def test_a_bad_version_halts_after_the_first_ring_and_the_rest_of_the_fleet_neve
     staged, live_server, celery_worker
 ):
     component, first, specs, settings = staged
+    # Ring 1 is watched for a minute: its reports halt the roll-out as soon as they arrive, however
+    # long a busy machine takes to deliver them (a 2-second soak let ring 2 start first).
+    settings.ROLLOUT_SOAK_SECONDS = 60
     with FleetThread(
         server_url=live_server.url,
         enrollment_secret=SECRET,
@@ -99,12 +104,14 @@ def test_a_bad_version_halts_after_the_first_ring_and_the_rest_of_the_fleet_neve
         ring1, *later = rollout.rings.order_by("number")
 
         # then: ring 1 (the Canary domain) is notified, its agents report failures, and the roll-out halts
-        assert play_beat_until(lambda: Rollout.objects.get(pk=rollout.pk).state == RolloutState.HALTED, timeout=30.0)
+        assert play_beat_until(lambda: Rollout.objects.get(pk=rollout.pk).state == RolloutState.HALTED, timeout=120.0)
         rollout.refresh_from_db()
-        assert {e["hostname"] for e in rollout.halt_evidence} == {"canary-0", "canary-1", "canary-2"}
+        # It halts at the first beat past the threshold (50 % and at least 2): after two or three reports.
+        failing = {e["hostname"] for e in rollout.halt_evidence}
+        assert failing <= {"canary-0", "canary-1", "canary-2"} and len(failing) >= 2
         assert {e["kind"] for e in rollout.halt_evidence} == {"failure"}
         assert all("simulated fault" in e["message"] for e in rollout.halt_evidence)
-        assert "Ring 1: 3 of 3 clients" in rollout.halt_summary
+        assert re.match(r"Ring 1: ([23]) of 3 clients — \1 reported a failed update, 0 fell", rollout.halt_summary)
         # ... and stays halted well past the soak: beat, asked an hour later, starts no next ring
         assert rollouts_advance(now=timezone.now() + dt.timedelta(hours=1)) == {"halted": 0, "started": 0}
         assert not rollout.rings.filter(number__gt=1, started_at__isnull=False).exists()
@@ -129,8 +136,9 @@ def test_a_bad_version_halts_after_the_first_ring_and_the_rest_of_the_fleet_neve
 
 def test_a_version_whose_agents_fall_silent_after_updating_halts_too(staged, live_server, celery_worker):
     component, _first, specs, settings = staged
-    # Long enough a soak for a silent agent to be marked offline inside it.
-    settings.ROLLOUT_SOAK_SECONDS = 8
+    # Long enough a soak for a silent agent to be marked offline inside it; the halt comes as soon as
+    # it is, so a long soak costs nothing.
+    settings.ROLLOUT_SOAK_SECONDS = 60
     with FleetThread(
         server_url=live_server.url,
         enrollment_secret=SECRET,
@@ -141,7 +149,7 @@ def test_a_version_whose_agents_fall_silent_after_updating_halts_too(staged, liv
         call_command("mark_bad_version", component="Virus Pattern", next=True, share=100, mode="silent")
         bad = component_download(component=component)
         rollout = Rollout.objects.get(version=bad)
-        assert play_beat_until(lambda: Rollout.objects.get(pk=rollout.pk).state == RolloutState.HALTED, timeout=30.0)
+        assert play_beat_until(lambda: Rollout.objects.get(pk=rollout.pk).state == RolloutState.HALTED, timeout=120.0)
         rollout.refresh_from_db()
         assert {e["kind"] for e in rollout.halt_evidence} == {"silent"}
         assert len(rollout.halt_evidence) >= 2
@@ -164,12 +172,12 @@ def test_a_healthy_version_reaches_every_ring_in_order_each_after_its_soak(stage
         rollout = Rollout.objects.get(version=good)
         rings = list(rollout.rings.order_by("number"))
         assert [r.number for r in rings] == [1, 2, 3]
-        assert play_beat_until(
-            lambda: Delivery.objects.filter(run=rollout.run, update_reported_at__isnull=False).count() == 12,
-            timeout=60.0,
-        )
+        reported = Delivery.objects.filter(run=rollout.run, update_reported_at__isnull=False)
+        assert play_beat_until(lambda: reported.count() == 12, timeout=120.0), Rollout.objects.values_list(
+            "state", "halt_summary"
+        ).get(pk=rollout.pk)
         rollout.refresh_from_db()
-        assert rollout.state == RolloutState.COMPLETED
+        assert rollout.state == RolloutState.COMPLETED, rollout.halt_summary
         rings = list(rollout.rings.order_by("number"))
         # each ring after the previous one's soak
         for before, after in itertools.pairwise(rings):
