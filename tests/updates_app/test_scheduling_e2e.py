@@ -46,25 +46,27 @@ def test_agents_run_a_minute_schedule_themselves_and_a_silent_one_shows_as_late(
     config.save()
     AutoUpdateSettings.objects.filter(pk=config.pk).update(updated_at=timezone.now() - dt.timedelta(days=1))
     specs = [AgentSpec(hostname=f"runner-{i}") for i in range(4)] + [AgentSpec(hostname="silent", offline=True)]
+    started = timezone.now()
     with FleetThread(
         server_url=live_server.url, enrollment_secret=SECRET, specs=specs, heartbeat_override=3600, time_scale=60
     ) as fleet:
-        runners = [a for a in fleet.agents if a.spec.hostname.startswith("runner-")]
+        running = [a for a in fleet.agents if a.spec.hostname.startswith("runner-")]
         # when: each running agent has done a couple of scheduled updates (random phases, 1 s interval)
-        assert wait_for(lambda: all(a.counters.scheduled_updates >= 2 for a in runners), timeout=120)
-        checked_at = timezone.now()
+        assert wait_for(lambda: all(a.counters.scheduled_updates >= 2 for a in running), timeout=120)
+    runners = [a.spec.hostname for a in running]
     # then: the server recorded each runner's last scheduled update; the silent agent never reported
     recorded = dict(Client.objects.values_list("hostname", "last_scheduled_update_at"))
     assert recorded["silent"] is None
-    for agent in runners:
-        assert checked_at - dt.timedelta(seconds=5) < recorded[agent.spec.hostname] <= checked_at
+    assert all(recorded[name] is not None and recorded[name] > started for name in runners)
     # The server counts real minutes while the agents ran 60 times faster, so move the silent agent's
-    # registration half a minute back; then, just under two minutes on, only it has missed two intervals.
-    Client.objects.filter(hostname="silent").update(registered_at=checked_at - dt.timedelta(seconds=30))
-    later = checked_at + dt.timedelta(minutes=2) - dt.timedelta(seconds=10)
+    # registration half a minute before the runners' last updates; then, just under two minutes
+    # after them, only it has missed two intervals.
+    last = min(recorded[name] for name in runners)
+    Client.objects.filter(hostname="silent").update(registered_at=last - dt.timedelta(seconds=30))
+    later = last + dt.timedelta(minutes=2) - dt.timedelta(seconds=10)
     assert [c.hostname for c in late_clients(now=later)] == ["silent"]
     # And once they all stop, every one of them is late after two more intervals.
-    assert late_clients(now=checked_at + dt.timedelta(minutes=3)).count() == 5
+    assert late_clients(now=max(recorded[name] for name in runners) + dt.timedelta(minutes=3)).count() == 5
 
 
 def test_a_one_minute_window_plans_every_eligible_agent_inside_it_and_no_other(live_server, enrollment, settings):
