@@ -267,10 +267,16 @@ METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS", [])
 # --- Celery. REDIS_URL switches the broker to Redis; without it an embedded
 # filesystem broker under var/ needs no server (single machine only).
 REDIS_URL = env_redis_url("REDIS_URL")
+# Put in front of every key the console keeps in Redis (the broker's queues and
+# bindings, the cache), so that several consoles, or parallel test workers,
+# can share one Redis database without seeing each other's messages.
+REDIS_KEY_PREFIX = env_str("REDIS_KEY_PREFIX", "")
 BROKER_DIR = VAR_DIR / "broker"
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
+    if REDIS_KEY_PREFIX:
+        CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = REDIS_KEY_PREFIX
 else:
     # A host in the URL keeps kombu from warning "No hostname was supplied";
     # the filesystem transport ignores it.
@@ -291,7 +297,7 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "console-cache",
+            "KEY_PREFIX": f"{REDIS_KEY_PREFIX}console-cache",
         }
     }
 else:

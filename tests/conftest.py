@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import threading
 from urllib.parse import urlparse
 
 import pytest
 from django.conf import settings
+from django.core.signals import request_finished, request_started
 
 # Playwright's sync API keeps an event loop in the main thread; Django would
 # refuse ORM calls made from the test body while a page is open.
@@ -51,6 +53,20 @@ def _redis_reachable(url: str) -> bool:
         return False
 
 
+def pytest_configure(config):
+    # Run in parallel (pytest-xdist's -n, as CI runs the suite), each worker is handed two tests at
+    # a time as it finishes (xdist's default hands each a quarter of its share at once, in
+    # collection order: every slow test to the first worker).
+    if getattr(config.option, "maxschedchunk", "no xdist") is None:
+        config.option.maxschedchunk = 2
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slow tests first, otherwise the usual order: in parallel, the long ones start early and
+    the short ones fill in around them, instead of one long test finishing alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def pytest_runtest_setup(item):
     if item.get_closest_marker("redis"):
         if not settings.REDIS_URL:
@@ -62,6 +78,20 @@ def pytest_runtest_setup(item):
         _unavailable("needs PostgreSQL: set DATABASE_URL=postgres://...")
     if item.get_closest_marker("browser") and not os.path.exists(CHROMIUM):
         _unavailable(f"needs Debian's chromium at {CHROMIUM} (bin/test installs it when it can)")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing():
+    """Passwords hashed in a microsecond instead of 0.3 s of CPU (PBKDF2's million rounds).
+
+    Hundreds of tests create a user or log in; at 0.3 s each that was a third of the suite's CPU.
+    What the tests prove about logins (the form, throttling, permissions) does not depend on the
+    hasher; production keeps Django's default (tests/console/test_settings_env.py checks it).
+    """
+    from django.test import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -112,6 +142,48 @@ def fresh_rate_limits():
             pass  # tests that need Redis say so (marker redis); the others run without it
     else:
         cache.clear()
+
+
+class _RequestsInFlight:
+    """How many requests threads other than the test's own are answering (the live server's)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.changed = threading.Condition()
+
+    def started(self, **kwargs) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            with self.changed:
+                self.count += 1
+
+    def finished(self, **kwargs) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            with self.changed:
+                self.count -= 1
+                self.changed.notify_all()
+
+    def wait_until_none(self, timeout: float) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: self.count <= 0, timeout)
+
+
+_live_requests = _RequestsInFlight()
+request_started.connect(_live_requests.started, dispatch_uid="tests-live-requests-started")
+request_finished.connect(_live_requests.finished, dispatch_uid="tests-live-requests-finished")
+
+
+@pytest.fixture
+def live_server(live_server):
+    """pytest-django's live server (one for the session); a test ends once it answered every request.
+
+    An agent stopped at the end of a test may have sent a request the server is still answering:
+    its transaction holds row locks, and the flush that empties the database after the test
+    (TRUNCATE) deadlocks with it ("Database couldn't be flushed"). The fixtures of the test (its
+    fleet, its worker) stop first, then this waits, then the database is flushed.
+    """
+    yield live_server
+    if not _live_requests.wait_until_none(timeout=60):
+        pytest.fail(f"the live server still answers {_live_requests.count} requests a minute after the test")
 
 
 @pytest.fixture(scope="session")

@@ -176,7 +176,7 @@ def configuration_version(client: Client, auto: AutoUpdateSettings, proxy: Proxy
     )
     version = _version_cache.get(key)
     if version is None:
-        version = configuration_hash(client_configuration(client, auto))
+        version = configuration_hash(client_configuration(client, auto, proxy))
         if len(_version_cache) >= _VERSION_CACHE_SIZE:
             _version_cache.clear()
         _version_cache[key] = version

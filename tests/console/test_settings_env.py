@@ -198,3 +198,14 @@ def test_the_signing_secret_is_required_when_debug_is_off_and_checked_for_length
     assert "AGENT_SIGNING_SECRET must be set" in missing.stderr
     short = run_manage("check", AGENT_SIGNING_SECRET="too-short", **production)
     assert short.returncode != 0 and "console.E002" in short.stderr
+
+
+def test_passwords_are_hashed_with_djangos_default_outside_the_tests(settings):
+    """The tests hash with MD5 for speed (tests/conftest.py); the console itself keeps Django's PBKDF2."""
+    from django.conf import global_settings
+
+    import console.settings as console_settings
+
+    assert settings.PASSWORD_HASHERS == ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    hashers = getattr(console_settings, "PASSWORD_HASHERS", global_settings.PASSWORD_HASHERS)
+    assert hashers[0] == "django.contrib.auth.hashers.PBKDF2PasswordHasher"

@@ -43,11 +43,11 @@ def test_a_download_notifies_the_fleet_which_updates_and_a_failing_agent_is_retr
         run = UpdateRun.objects.get(trigger=RunTrigger.EVENT, component_version=newer)
         # then: healthy agents are notified, update and report; the broken one is retried
         healthy = run.deliveries.exclude(client__hostname="broken")
-        assert play_beat_until(lambda: healthy.filter(update_reported_at__isnull=False).count() == 4, timeout=30.0)
+        assert play_beat_until(lambda: healthy.filter(update_reported_at__isnull=False).count() == 4, timeout=120.0)
         assert set(healthy.values_list("status", "attempts")) == {(DeliveryStatus.DELIVERED, 1)}
         broken = Delivery.objects.get(run=run, client__hostname="broken")
         assert play_beat_until(
-            lambda: Delivery.objects.get(pk=broken.pk).status == DeliveryStatus.GAVE_UP, timeout=30.0
+            lambda: Delivery.objects.get(pk=broken.pk).status == DeliveryStatus.GAVE_UP, timeout=120.0
         )
         broken.refresh_from_db()
         assert (broken.attempts, broken.last_error) == (5, "HTTP 503")

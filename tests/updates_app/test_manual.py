@@ -178,7 +178,6 @@ def test_an_administrator_notifies_selected_clients_through_the_browser(logged_i
     run = UpdateRun.objects.get()
     assert list(run.deliveries.values_list("client__hostname", flat=True)) == ["reception-pc"]
     page.goto(f"{live_server.url}{reverse('updates:summary')}")
-    page.screenshot(path="/tmp/wt6-summary.png", full_page=True)
 
 
 @pytest.mark.django_db

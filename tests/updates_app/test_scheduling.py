@@ -12,7 +12,6 @@ import pytest
 import time_machine
 from django.db import close_old_connections
 from django.test import override_settings
-from django.utils import timezone
 
 from agents_app.models import Client, ConnectionStatus
 from tests.updates_app.schedule_fleet import make_fleet
@@ -285,18 +284,19 @@ def test_the_beat_schedule_runs_the_task_every_minute(settings):
 def test_a_real_worker_opens_the_window_that_is_due(celery_worker):
     from updates_app.tasks import open_schedule_window
 
-    local_now = timezone.localtime()
-    configure(start_time=(local_now - dt.timedelta(minutes=1)).time().replace(second=0, microsecond=0))
+    configure()  # daily at noon, for two hours
     make_fleet(25)
-    open_schedule_window.delay()
-    deadline = time.monotonic() + 20
-    while not UpdateRun.objects.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    run = UpdateRun.objects.get()
-    assert run.deliveries.count() == 25
-    # A second beat is a no-op.
-    open_schedule_window.delay()
-    time.sleep(1)
+    # A minute into the window, whatever the time of day; the clock runs on for the worker's sake.
+    with time_machine.travel(NOON + dt.timedelta(minutes=1), tick=True):
+        open_schedule_window.delay()
+        deadline = time.monotonic() + 30
+        while not UpdateRun.objects.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        run = UpdateRun.objects.get()
+        assert run.window_key == "daily:2026-06-01"
+        assert run.deliveries.count() == 25
+        # A second beat is a no-op.
+        assert open_schedule_window() == "nothing to open"
     assert UpdateRun.objects.count() == 1
 
 

@@ -182,7 +182,6 @@ def test_run_progress_refreshes_without_a_full_reload(logged_in_page, live_serve
     # The deliveries table is re-fetched as a fragment too.
     expect(page.locator("#deliveries .badge.text-bg-success")).to_have_count(2, timeout=8000)
     assert page.evaluate("window.notReloaded") is True
-    page.screenshot(path="/tmp/wt6-run-page.png", full_page=True)
 
 
 def test_reported_versions_are_read_as_numbers():

@@ -58,7 +58,7 @@ class Worker:
                 stderr=subprocess.STDOUT,
             )
 
-    def wait_ready(self, timeout: float = 60) -> Worker:
+    def wait_ready(self, timeout: float = 120) -> Worker:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if b" ready." in self.log.read_bytes():

@@ -110,6 +110,8 @@ def demo_specs(*, count: int, fail_rate: float, unreachable_rate: float, nap_rat
 
 
 class Command(BaseCommand):
+    # A caller in the same process (a test) may pass a threading.Event that stops the demo when set.
+    stealth_options = ("stop",)
     help = (
         "Run a demo fleet of reference agents against the console and download a new Virus Pattern now and "
         "then, so notifications, retries, give-ups and restart updates show on the Update Summary."
@@ -176,6 +178,7 @@ class Command(BaseCommand):
             f"after about {plan.first_give_up_expected:.0f} seconds). Watch {server}/updates/summary/"
         )
         started = time.monotonic()
+        stop: threading.Event = opts.get("stop") or threading.Event()
         with FleetThread(
             server_url=server,
             enrollment_secret=settings.AGENT_ENROLLMENT_SECRET,
@@ -188,7 +191,7 @@ class Command(BaseCommand):
             sleeping = [a for a in fleet.agents if a.spec.hostname in sleepers]
             director = _Director(fleet, plan, napping, sleeping, self.stdout)
             next_download = time.monotonic() + plan.first_after
-            while opts["duration"] is None or time.monotonic() - started < opts["duration"]:
+            while not stop.is_set() and (opts["duration"] is None or time.monotonic() - started < opts["duration"]):
                 now = time.monotonic()
                 director.wake_the_due(now)
                 if now >= next_download and director.all_awake():
@@ -199,7 +202,7 @@ class Command(BaseCommand):
                     told = f"event run #{run.pk} notifies {run.deliveries.count()} clients" if run else "no run"
                     self.stdout.write(f"Downloaded Virus Pattern {version_label(version.number)}: {told}")
                     next_download = now + plan.download_every
-                time.sleep(0.5)
+                stop.wait(0.5)
 
     def _wait_for(self, server: str) -> None:
         """The web server starts alongside: wait until it answers."""
